@@ -1,0 +1,5 @@
+"""`python -m deferrable` runs the command-line interface."""
+
+from deferrable.cli import main
+
+raise SystemExit(main())

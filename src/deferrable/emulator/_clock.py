@@ -1,0 +1,49 @@
+"""The emulator's clock: wall time plus an offset that tests can advance."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+
+class Clock:
+    """Seconds since the epoch, movable forward with `advance()` so that a test can
+    make 24 hours pass in an instant. Waiters on the server's loop wake when it moves."""
+
+    def __init__(self) -> None:
+        self._offset = 0.0
+        self._lock = threading.Lock()
+        self._listeners: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+
+    def now(self) -> float:
+        """The emulator's current time in seconds since the epoch."""
+        return time.time() + self._offset
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock forward; batches whose time has come end at once."""
+        if seconds < 0:
+            raise ValueError("the clock only moves forward")
+        with self._lock:
+            self._offset += seconds
+            listeners = list(self._listeners)
+        for loop, event in listeners:
+            loop.call_soon_threadsafe(event.set)
+
+    async def sleep_until(self, deadline: float) -> None:
+        """Wait on the running loop until `now() >= deadline`, waking early on `advance()`."""
+        loop = asyncio.get_running_loop()
+        event = asyncio.Event()
+        entry = (loop, event)
+        with self._lock:
+            self._listeners.append(entry)
+        try:
+            while (remaining := deadline - self.now()) > 0:
+                event.clear()
+                try:
+                    await asyncio.wait_for(event.wait(), timeout=remaining)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            with self._lock:
+                self._listeners.remove(entry)

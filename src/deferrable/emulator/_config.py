@@ -1,0 +1,109 @@
+"""What an emulator can be told: faults to inject, limits to enforce, and switches for
+the behaviours the providers have not documented (the ⚠ items of the wire spec)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+MIB = 1024 * 1024
+DAY = 86_400.0
+
+
+@dataclass
+class HttpFault:
+    """One injected HTTP failure on a route, served `times` times and then spent.
+
+    `route` is a stats key such as ``"POST /v1/messages/batches"`` or ``"*"`` for any
+    route. A fault either answers with `status` in the provider's error envelope (with
+    `retry-after-ms` / `retry-after` / `x-should-retry` headers when set) or, with
+    `drop_connection`, closes the socket without answering.
+    """
+
+    route: str
+    status: int = 500
+    times: int = 1
+    retry_after_ms: int | None = 1
+    retry_after: float | None = None
+    should_retry: bool | None = None
+    drop_connection: bool = False
+
+    def matches(self, route: str) -> bool:
+        """Whether this fault applies to `route` and has uses left."""
+        return self.times > 0 and self.route in ("*", route)
+
+
+@dataclass
+class Faults:
+    """Faults the emulator injects. Mutable while the emulator runs (`emu.faults`).
+
+    Per-request errors: a request whose text holds ``{{error:STATUS}}`` or
+    ``{{error:error_type}}`` (e.g. ``{{error:429}}``, ``{{error:overloaded_error}}``)
+    fails with that error, live and in a batch alike; `error_rate` fails that share of
+    requests with `error_rate_status`, chosen deterministically from `seed`.
+    """
+
+    error_rate: float = 0.0
+    error_rate_status: int = 500
+    seed: int = 0
+    expire_batches: bool = False
+    """Batches expire when their latency ends instead of completing."""
+    expire_completed_fraction: float = 0.0
+    """Of an expiring batch, the share of requests that completed before expiry."""
+    cancel_completed_fraction: float = 0.0
+    """Of a canceled batch, the share of requests that still finish (the cancel race)."""
+    truncate_results_after: int | None = None
+    """Result downloads (Anthropic results, OpenAI file contents) stop after this many lines."""
+    truncate_mode: Literal["abort", "clean"] = "abort"
+    """`abort` cuts the connection mid-stream; `clean` ends a well-formed but short stream."""
+    http: list[HttpFault] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Provider limits, lowerable so that tests can reach them cheaply."""
+
+    anthropic_batch_requests: int = 100_000
+    anthropic_batch_bytes: int = 256 * MIB
+    anthropic_message_bytes: int = 32 * MIB
+    openai_batch_requests: int = 50_000
+    openai_batch_file_bytes: int = 200 * MIB
+    openai_upload_bytes: int = 512 * MIB
+    openai_embedding_inputs: int = 50_000
+    min_cacheable_tokens: int = 1024
+
+
+@dataclass(frozen=True)
+class Quirks:
+    """Switches for behaviour the wire spec marks ⚠ (not verified against the service).
+
+    Each default is the spec's suggestion; flip one to test a pipeline against the
+    other reading.
+    """
+
+    anthropic_batch_param_errors: Literal["errored", "reject"] = "errored"
+    """Disallowed batch params (stream, speed, max_tokens 0, sampling params under
+    2026-10-21): `errored` result lines, or `reject` the create call with a 400."""
+    anthropic_custom_id_status: int = 400
+    """Status for a malformed or duplicate custom_id at batch create."""
+    anthropic_batch_service_tier: str | None = "batch"
+    """`usage.service_tier` inside batch results."""
+    anthropic_results_content_type: str = "application/binary"
+    anthropic_bad_state_status: int = 400
+    """Status for deleting an in-progress batch or canceling an ended one."""
+    anthropic_archived_results_status: int = 404
+    anthropic_request_too_large_envelope: bool = True
+    """413 bodies use the standard error envelope (False: a plain-text body)."""
+    openai_cancelled_error_code: str = "batch_cancelled"
+    """Error-file code for requests of a cancelled batch that never ran."""
+    openai_cancel_terminal_status: int = 400
+    openai_unrun_count_as_failed: bool = True
+    """Requests that never ran (expired / cancelled) count in `request_counts.failed`."""
+    openai_output_filename: str = "batch_{batch_id}_output.jsonl"
+    openai_error_filename: str = "batch_{batch_id}_error.jsonl"
+    openai_batch_file_check: Literal["extension", "content"] = "extension"
+    """Batch uploads are checked by their `.jsonl` name, or by parsing the content."""
+    openai_missing_input_file: Literal["reject", "fail"] = "reject"
+    """A batch naming a missing or non-batch file: 400 at create, or a `failed` batch."""
+    openai_stream_in_batch: Literal["line_error", "ignore"] = "line_error"
+    """A batch line with `stream: true`: a per-line 400, or served as if not streaming."""

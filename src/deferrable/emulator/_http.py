@@ -1,0 +1,73 @@
+"""HTTP helpers shared by both providers' routes: JSON in and out, streamed downloads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from ._errors import ApiError
+from ._state import EmulatorState
+
+REQUEST_ID = web.RequestKey("request_id", str)
+PROVIDER = web.RequestKey("provider", str)
+_CHUNK = 256 * 1024
+
+
+def request_id_header(request: web.Request) -> dict[str, str]:
+    """The request-id header of the provider this request speaks to."""
+    name = "request-id" if request[PROVIDER] == "anthropic" else "x-request-id"
+    return {name: request[REQUEST_ID]}
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    """A compact JSON response."""
+    return web.Response(body=json.dumps(data, separators=(",", ":")).encode(), status=status,
+                        content_type="application/json")
+
+
+async def read_json_object(request: web.Request, max_bytes: int) -> dict[str, Any]:
+    """The request body as a JSON object, or the provider's 400 / 413."""
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise ApiError(413, f"Request exceeds the maximum allowed size of {max_bytes} bytes.")
+    raw = await request.content.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise ApiError(413, f"Request exceeds the maximum allowed size of {max_bytes} bytes.")
+    try:
+        body = json.loads(raw)
+    except ValueError as error:
+        raise ApiError(400, f"The request body is not valid JSON: {error}") from error
+    if not isinstance(body, dict):
+        raise ApiError(400, "The request body must be a JSON object.")
+    return body
+
+
+async def stream_file(request: web.Request, state: EmulatorState, path: Path,
+                      content_type: str) -> web.StreamResponse:
+    """Send a JSONL file in chunks, honouring the truncated-stream fault."""
+    response = web.StreamResponse(headers={"content-type": content_type,
+                                           **request_id_header(request)})
+    await response.prepare(request)
+    limit = state.faults.truncate_results_after
+    with path.open("rb") as source:
+        if limit is None:
+            while chunk := source.read(_CHUNK):
+                await response.write(chunk)
+        else:
+            for sent, line in enumerate(source):
+                if sent >= limit:
+                    break
+                await response.write(line)
+            if state.faults.truncate_mode == "abort":
+                _abort(request)
+                return response
+    await response.write_eof()
+    return response
+
+
+def _abort(request: web.Request) -> None:
+    transport = request.transport
+    if transport is not None:
+        transport.abort()

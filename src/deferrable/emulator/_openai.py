@@ -1,0 +1,10 @@
+"""OpenAI routes (placeholder)."""
+
+from aiohttp import web
+
+from ._state import EmulatorState
+
+
+def routes(state: EmulatorState) -> list[web.RouteDef]:
+    """OpenAI's routes."""
+    return []

@@ -1,0 +1,48 @@
+"""Fixtures shared by the whole suite: a running emulator and SDK clients pointed at it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import anthropic
+import openai
+import pytest
+
+from deferrable.emulator import Emulator
+
+DUMMY_KEY = "test-key-not-a-secret"
+
+
+@pytest.fixture
+def emulator() -> Iterator[Emulator]:
+    """A fresh emulator on 127.0.0.1 with batches that end at once."""
+    with Emulator() as emu:
+        yield emu
+
+
+@pytest.fixture
+def anthropic_client(emulator: Emulator) -> Iterator[anthropic.Anthropic]:
+    """The official sync Anthropic client, pointed at the emulator."""
+    with anthropic.Anthropic(api_key=DUMMY_KEY, base_url=emulator.url) as client:
+        yield client
+
+
+@pytest.fixture
+async def async_anthropic_client(emulator: Emulator) -> AsyncIterator[anthropic.AsyncAnthropic]:
+    """The official async Anthropic client, pointed at the emulator."""
+    async with anthropic.AsyncAnthropic(api_key=DUMMY_KEY, base_url=emulator.url) as client:
+        yield client
+
+
+@pytest.fixture
+def openai_client(emulator: Emulator) -> Iterator[openai.OpenAI]:
+    """The official sync OpenAI client, pointed at the emulator."""
+    with openai.OpenAI(api_key=DUMMY_KEY, base_url=emulator.openai_url) as client:
+        yield client
+
+
+@pytest.fixture
+async def async_openai_client(emulator: Emulator) -> AsyncIterator[openai.AsyncOpenAI]:
+    """The official async OpenAI client, pointed at the emulator."""
+    async with openai.AsyncOpenAI(api_key=DUMMY_KEY, base_url=emulator.openai_url) as client:
+        yield client
