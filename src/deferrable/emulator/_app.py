@@ -12,7 +12,7 @@ from . import _anthropic, _openai
 from ._errors import ApiError, anthropic_error_body, injected_error, openai_error_body
 from ._http import PROVIDER, REQUEST_ID, json_response, request_id_header
 from ._ids import anthropic_request_id, openai_request_id
-from ._state import EmulatorState
+from ._state import EmulatorState, log
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 STATE = web.AppKey("state", EmulatorState)
@@ -69,6 +69,9 @@ def _middleware(state: EmulatorState) -> Callable[[web.Request, Handler], Awaita
             response = _render(request, error, state)
         except web.HTTPException as error:
             response = _render(request, ApiError(error.status, _http_message(error)), state)
+        except Exception:
+            log.exception("emulator route %s failed", route)
+            response = _render(request, ApiError(500, "Internal server error."), state)
         if not response.prepared:
             response.headers.update(request_id_header(request))
         return response
