@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 import anthropic
 import openai
 import pytest
+import pytest_asyncio
 
 from deferrable.emulator import Emulator
 
@@ -27,7 +28,7 @@ def anthropic_client(emulator: Emulator) -> Iterator[anthropic.Anthropic]:
         yield client
 
 
-@pytest.fixture
+@pytest_asyncio.fixture
 async def async_anthropic_client(emulator: Emulator) -> AsyncIterator[anthropic.AsyncAnthropic]:
     """The official async Anthropic client, pointed at the emulator."""
     async with anthropic.AsyncAnthropic(api_key=DUMMY_KEY, base_url=emulator.url) as client:
@@ -41,7 +42,7 @@ def openai_client(emulator: Emulator) -> Iterator[openai.OpenAI]:
         yield client
 
 
-@pytest.fixture
+@pytest_asyncio.fixture
 async def async_openai_client(emulator: Emulator) -> AsyncIterator[openai.AsyncOpenAI]:
     """The official async OpenAI client, pointed at the emulator."""
     async with openai.AsyncOpenAI(api_key=DUMMY_KEY, base_url=emulator.openai_url) as client:

@@ -250,7 +250,7 @@ def _forced_tool(params: Mapping[str, Any]) -> dict[str, Any] | None:
 def example_of(schema: Mapping[str, Any]) -> Any:
     """A small value that satisfies a JSON schema's declared type (for tools and formats)."""
     kind = schema.get("type")
-    if "enum" in schema and schema["enum"]:
+    if schema.get("enum"):
         return schema["enum"][0]
     if kind == "object" or "properties" in schema:
         properties = schema.get("properties") or {}

@@ -7,6 +7,7 @@ import json
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from . import _anthropic, _openai
 from ._errors import ApiError, anthropic_error_body, injected_error, openai_error_body
@@ -44,7 +45,7 @@ def _stats_handler(state: EmulatorState) -> Handler:
     return stats
 
 
-def _middleware(state: EmulatorState) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def _middleware(state: EmulatorState) -> Middleware:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path.startswith("/_emulator/"):
@@ -82,7 +83,7 @@ def _middleware(state: EmulatorState) -> Callable[[web.Request, Handler], Awaita
 def _check_anthropic(request: web.Request) -> None:
     headers = request.headers
     bearer = headers.get("authorization", "")
-    if not headers.get("x-api-key") and not bearer.lower().startswith("bearer ") :
+    if not headers.get("x-api-key") and not bearer.lower().startswith("bearer "):
         raise ApiError(401, "Missing authentication: send `Authorization: Bearer <key>` "
                             "or `x-api-key: <key>`.")
     version = headers.get("anthropic-version")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 
@@ -40,10 +41,8 @@ class Clock:
         try:
             while (remaining := deadline - self.now()) > 0:
                 event.clear()
-                try:
+                with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(event.wait(), timeout=remaining)
-                except asyncio.TimeoutError:
-                    pass
         finally:
             with self._lock:
                 self._listeners.remove(entry)

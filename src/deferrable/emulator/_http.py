@@ -32,9 +32,11 @@ async def read_json_object(request: web.Request, max_bytes: int) -> dict[str, An
     """The request body as a JSON object, or the provider's 400 / 413."""
     if request.content_length is not None and request.content_length > max_bytes:
         raise ApiError(413, f"Request exceeds the maximum allowed size of {max_bytes} bytes.")
-    raw = await request.content.read(max_bytes + 1)
-    if len(raw) > max_bytes:
-        raise ApiError(413, f"Request exceeds the maximum allowed size of {max_bytes} bytes.")
+    raw = bytearray()
+    async for chunk in request.content.iter_any():
+        raw += chunk
+        if len(raw) > max_bytes:
+            raise ApiError(413, f"Request exceeds the maximum allowed size of {max_bytes} bytes.")
     try:
         body = json.loads(raw)
     except ValueError as error:

@@ -9,12 +9,14 @@ from dataclasses import dataclass
 from typing import Any
 
 _WORD = re.compile(r"[a-z']+")
-_POSITIVE = frozenset(
-    "good great excellent love loved lovely amazing wonderful fantastic happy best "
-    "perfect nice enjoyed recommend delightful superb pleasant awesome".split())
-_NEGATIVE = frozenset(
-    "bad terrible awful hate hated poor worst boring broken disappointing disappointed "
-    "slow rude refund useless horrible mediocre annoying dirty".split())
+_POSITIVE = frozenset((
+    "good", "great", "excellent", "love", "loved", "lovely", "amazing", "wonderful", "fantastic",
+    "happy", "best", "perfect", "nice", "enjoyed", "recommend", "delightful", "superb", "pleasant",
+    "awesome"))
+_NEGATIVE = frozenset((
+    "bad", "terrible", "awful", "hate", "hated", "poor", "worst", "boring", "broken",
+    "disappointing", "disappointed", "slow", "rude", "refund", "useless", "horrible", "mediocre",
+    "annoying", "dirty"))
 
 
 @dataclass(frozen=True)
