@@ -8,6 +8,7 @@ import shutil
 import tempfile
 import threading
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -104,12 +105,17 @@ class Emulator:
                  traceback: TracebackType | None) -> None:
         self.close()
 
-    def serve_forever(self) -> None:
-        """Serve in the foreground until interrupted (the `deferrable emulator` command)."""
+    def serve_forever(self, on_ready: Callable[[str], None] | None = None) -> None:
+        """Serve in the foreground until interrupted (the `deferrable emulator` command).
+
+        `on_ready`, if given, is called with `url` once the socket is bound.
+        """
 
         async def serve() -> None:
             await self._start_site()
             try:
+                if on_ready is not None:
+                    on_ready(self.url)
                 await asyncio.Event().wait()
             finally:
                 await self._stop_site()

@@ -1,0 +1,234 @@
+"""The `deferrable` command (also `python -m deferrable`).
+
+Each subcommand is a ``_add_<name>(subparsers)`` function that declares its arguments and
+sets ``handler``, a function from the parsed arguments to an exit status; adding one
+(`status`, `report`, `cancel`, ...) touches nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import signal
+import sys
+import threading
+import typing
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import Any, TypeVar
+
+from deferrable import __version__
+
+Handler = Callable[[argparse.Namespace], int]
+T = TypeVar("T")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line `argv` (default: ``sys.argv[1:]``); returns the exit status."""
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, --version and usage errors
+        return exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
+    handler: Handler = args.handler
+    return handler(args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="deferrable",
+        description="Pay half price for LLM calls nobody is waiting on.")
+    parser.add_argument("--version", action="version", version=f"deferrable {__version__}")
+    commands = parser.add_subparsers(title="commands", dest="command", required=True,
+                                     metavar="COMMAND")
+    _add_demo(commands)
+    _add_emulator(commands)
+    return parser
+
+
+# -- deferrable demo -----------------------------------------------------------------------
+
+def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    demo = commands.add_parser(
+        "demo", help="run the main job on the embedded emulator (no API key needed)",
+        description="Run a realistic job through deferrable on the embedded emulator.")
+    demo.add_argument("--requests", type=_positive_int, metavar="N",
+                      help="number of calls to make")
+    demo.add_argument("--batch-latency", type=_non_negative_float, metavar="SECONDS",
+                      help="seconds the emulator takes to end each batch")
+    demo.set_defaults(handler=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from deferrable._demo import run_demo  # the demo pulls in the whole library
+
+    options: dict[str, Any] = {}
+    if args.requests is not None:
+        options["requests"] = args.requests
+    if args.batch_latency is not None:
+        options["batch_latency"] = args.batch_latency
+    return run_demo(**options)
+
+
+# -- deferrable emulator -------------------------------------------------------------------
+
+def _add_emulator(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    emulator = commands.add_parser(  # the emulator (aiohttp) is imported only when it runs
+        "emulator", help="serve the local Anthropic + OpenAI emulator in the foreground",
+        description="Serve a local emulator of Anthropic's and OpenAI's APIs, batches "
+                    "included, until interrupted. Point an SDK's base_url at it, with any key.")
+    emulator.add_argument("--host", default="127.0.0.1",
+                          help="address to bind (default: %(default)s, this machine only)")
+    emulator.add_argument("--port", type=_port, default=8765,
+                          help="port to bind; 0 picks a free one (default: %(default)s)")
+    emulator.add_argument("--batch-latency", type=_non_negative_float, default=0.0,
+                          metavar="SECONDS",
+                          help="seconds from a batch's creation to its end (default: %(default)s)")
+    emulator.add_argument("--data-dir", metavar="DIR",
+                          help="keep uploaded files and results here (default: a temporary "
+                               "directory, removed on exit)")
+    faults = emulator.add_argument_group("fault injection")
+    faults.add_argument("--error-rate", type=_fraction, default=0.0, metavar="R",
+                        help="share of requests that fail, chosen deterministically")
+    faults.add_argument("--error-rate-status", type=int, default=500, metavar="STATUS",
+                        help="HTTP status of those failures (default: %(default)s)")
+    faults.add_argument("--seed", type=int, default=0, help="seed of the error choice")
+    faults.add_argument("--expire-batches", action="store_true",
+                        help="batches expire when their latency ends instead of completing")
+    faults.add_argument("--expire-completed-fraction", type=_fraction, default=0.0,
+                        metavar="R", help="of an expiring batch, the share that completed")
+    faults.add_argument("--cancel-completed-fraction", type=_fraction, default=0.0,
+                        metavar="R", help="of a canceled batch, the share that still finishes")
+    faults.add_argument("--truncate-results-after", type=_positive_int, metavar="LINES",
+                        help="result downloads stop after this many lines")
+    faults.add_argument("--truncate-mode", choices=("abort", "clean"), default="abort",
+                        help="cut the connection, or end a short well-formed stream")
+    emulator.add_argument("--quirk", action="append", default=[], metavar="NAME=VALUE",
+                          help="set a field of deferrable.emulator.Quirks, a switch for "
+                               "undocumented behaviour (repeatable; a wrong NAME lists them)")
+    emulator.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
+                          help="set a field of deferrable.emulator.Limits, e.g. "
+                               "openai_batch_requests=10 (repeatable)")
+    emulator.set_defaults(handler=_run_emulator)
+
+
+def _run_emulator(args: argparse.Namespace) -> int:
+    from deferrable.emulator import Emulator, Faults, Limits, Quirks
+
+    try:
+        quirks = _dataclass_from(Quirks, args.quirk)
+        limits = _dataclass_from(Limits, args.limit)
+    except ValueError as error:
+        print(f"deferrable emulator: {error}", file=sys.stderr)
+        return 2
+    faults = Faults(
+        error_rate=args.error_rate, error_rate_status=args.error_rate_status, seed=args.seed,
+        expire_batches=args.expire_batches,
+        expire_completed_fraction=args.expire_completed_fraction,
+        cancel_completed_fraction=args.cancel_completed_fraction,
+        truncate_results_after=args.truncate_results_after, truncate_mode=args.truncate_mode)
+    emulator = Emulator(batch_latency=args.batch_latency, faults=faults, quirks=quirks,
+                        limits=limits, host=args.host, port=args.port, data_dir=args.data_dir)
+
+    def announce(url: str) -> None:
+        print(f"deferrable emulator listening on {url} (OpenAI base_url: {url}/v1)", flush=True)
+
+    try:
+        with _sigterm_interrupts():
+            emulator.serve_forever(on_ready=announce)
+    except OSError as error:
+        print(f"deferrable emulator: cannot listen on {args.host}:{args.port}: {error}",
+              file=sys.stderr)
+        return 1
+    print("deferrable emulator stopped", file=sys.stderr, flush=True)
+    return 0
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """Within the block, SIGTERM stops the foreground server as Ctrl-C does."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+# -- argument types ------------------------------------------------------------------------
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number from 0 to 65535, not {value}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:  # also rejects nan
+        raise argparse.ArgumentTypeError(f"must be zero or more, not {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, not {text}")
+    return value
+
+
+def _field_names(cls: type[Any]) -> list[str]:
+    return [field.name for field in dataclasses.fields(cls)]
+
+
+def _dataclass_from(cls: type[T], assignments: list[str]) -> T:
+    """An instance of the dataclass `cls` with ``NAME=VALUE`` overrides, typed by its hints."""
+    hints = typing.get_type_hints(cls)
+    overrides: dict[str, Any] = {}
+    for assignment in assignments:
+        name, sep, text = assignment.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or name not in hints:
+            raise ValueError(f"{assignment!r}: expected NAME=VALUE, NAME one of "
+                             f"{', '.join(_field_names(cls))}")
+        overrides[name] = _convert(name, hints[name], text.strip())
+    return cls(**overrides)
+
+
+def _convert(name: str, hint: Any, text: str) -> Any:
+    """`text` as a value of type `hint`: bool, int, float, str, a Literal, or one of those | None."""
+    options = typing.get_args(hint)
+    if type(None) in options:
+        if text.lower() in ("none", "null"):
+            return None
+        hint = next(option for option in options if option is not type(None))
+        options = typing.get_args(hint)
+    if typing.get_origin(hint) is typing.Literal:
+        if text not in options:
+            raise ValueError(f"{name} must be one of {', '.join(map(str, options))}, not {text!r}")
+        return text
+    if hint is bool:
+        if text.lower() not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+            raise ValueError(f"{name} must be true or false, not {text!r}")
+        return text.lower() in ("true", "1", "yes", "on")
+    if hint in (int, float):
+        try:
+            return hint(text)
+        except ValueError:
+            raise ValueError(f"{name} must be a number, not {text!r}") from None
+    return text

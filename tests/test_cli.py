@@ -1,0 +1,122 @@
+"""The `deferrable` command line: the foreground emulator, the demo hook, --version."""
+
+from __future__ import annotations
+
+import json
+import queue
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import urllib.request
+from collections.abc import Iterator
+from typing import IO, Any
+
+import pytest
+
+import deferrable
+from deferrable.cli import main
+
+LISTENING = re.compile(
+    r"^deferrable emulator listening on (http://127\.0\.0\.1:(\d+)) "
+    r"\(OpenAI base_url: \1/v1\)$")
+
+
+def read_line(stream: IO[str], timeout: float) -> str:
+    """The next line of `stream`, or AssertionError after `timeout` seconds."""
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: lines.put(stream.readline()), daemon=True).start()
+    try:
+        return lines.get(timeout=timeout)
+    except queue.Empty:
+        raise AssertionError(f"no line within {timeout} s") from None
+
+
+@pytest.fixture
+def emulator_process() -> Iterator[subprocess.Popen[str]]:
+    """`python -m deferrable emulator --port 0` running; killed if a test leaves it behind."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "deferrable", "emulator", "--port", "0", "--batch-latency", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def get_json(url: str) -> Any:
+    """The JSON body of GET `url`."""
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        return json.load(answer)
+
+
+def test_emulator_serves_and_stops_cleanly_on_sigint(
+        emulator_process: subprocess.Popen[str]) -> None:
+    """The command prints its real URL, serves HTTP there, and exits 0 on Ctrl-C."""
+    assert emulator_process.stdout is not None
+    line = read_line(emulator_process.stdout, timeout=30).rstrip("\n")
+    match = LISTENING.match(line)
+    assert match, line
+    url, port = match.group(1), int(match.group(2))
+    assert port != 0
+    stats = get_json(url + "/_emulator/stats")
+    assert stats["requests"] == {}
+    assert stats["batches"] == {}
+    emulator_process.send_signal(signal.SIGINT)
+    assert emulator_process.wait(timeout=10) == 0
+    assert emulator_process.stderr is not None
+    assert "Traceback" not in emulator_process.stderr.read()
+
+
+def test_emulator_stops_cleanly_on_sigterm(emulator_process: subprocess.Popen[str]) -> None:
+    """SIGTERM stops the foreground emulator as Ctrl-C does, with exit status 0."""
+    assert emulator_process.stdout is not None
+    assert LISTENING.match(read_line(emulator_process.stdout, timeout=30).rstrip("\n"))
+    emulator_process.terminate()
+    assert emulator_process.wait(timeout=10) == 0
+
+
+def test_emulator_on_a_busy_port_fails_with_a_message(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A port already in use is a one-line error and exit status 1, not a traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["emulator", "--port", str(port)]) == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+
+
+def test_version_subprocess() -> None:
+    """`python -m deferrable --version` prints the package version and exits 0."""
+    result = subprocess.run([sys.executable, "-m", "deferrable", "--version"],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"deferrable {deferrable.__version__}"
+
+
+def test_usage_errors_return_2(capsys: pytest.CaptureFixture[str]) -> None:
+    """No command, a bad option value or an unknown quirk is a usage error (status 2)."""
+    assert main([]) == 2
+    assert main(["emulator", "--error-rate", "1.5"]) == 2
+    assert main(["emulator", "--quirk", "no_such_quirk=1"]) == 2
+    assert "no_such_quirk" in capsys.readouterr().err
+
+
+def test_demo_runs_the_job_both_ways() -> None:
+    """`deferrable demo` answers every call live and as a batch, identically, at half the cost."""
+    result = subprocess.run(
+        [sys.executable, "-m", "deferrable", "demo", "--requests", "60", "--batch-latency", "0.2"],
+        capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Same answers both ways: yes" in result.stdout
+    assert "(50%)" in result.stdout
+    assert "POST /v1/messages x60" in result.stdout
+    assert "POST /v1/messages/batches x1" in result.stdout
