@@ -25,7 +25,7 @@ OPENAI_ERROR_KINDS: dict[int, tuple[str, str | None]] = {
     400: ("invalid_request_error", None),
     401: ("invalid_request_error", "invalid_api_key"),
     403: ("permission_error", None),
-    404: ("invalid_request_error", "model_not_found"),
+    404: ("invalid_request_error", None),
     409: ("invalid_request_error", None),
     422: ("invalid_request_error", None),
     429: ("requests", "rate_limit_exceeded"),
@@ -67,8 +67,10 @@ def marked_error(text: str) -> ApiError | None:
 
 
 def injected_error(status: int, kind: str | None = None) -> ApiError:
-    """An error the emulator injects on purpose, with small retry headers where due."""
-    headers = {"retry-after-ms": "1", "retry-after": "0"} if status in (429, 529) else {}
+    """An error the emulator injects on purpose, with a 1 ms `retry-after-ms` wherever the
+    SDKs retry (408, 409, 429, 5xx) so that retrying tests stay fast."""
+    retried = status in (408, 409, 429) or status >= 500
+    headers = {"retry-after-ms": "1", "retry-after": "0"} if retried else {}
     return ApiError(status, f"Injected error ({status}) requested by the emulator's faults.",
                     kind=kind, headers=headers)
 
