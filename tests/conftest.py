@@ -9,9 +9,23 @@ import openai
 import pytest
 import pytest_asyncio
 
+from deferrable import configure, unpatch
+from deferrable._options import reset_defaults
 from deferrable.emulator import Emulator
 
 DUMMY_KEY = "test-key-not-a-secret"
+FAST = {"max_wait": 0.05, "poll_interval": 0.02, "max_poll_interval": 0.1}
+"""Options that keep deferral quick against an emulator whose batches end at once."""
+
+
+@pytest.fixture(autouse=True)
+def pristine_deferrable() -> Iterator[None]:
+    """Every test starts with fast defaults and unpatched SDKs, and leaves them so."""
+    reset_defaults()
+    configure(**FAST)
+    yield
+    unpatch()
+    reset_defaults()
 
 
 @pytest.fixture

@@ -1,7 +1,43 @@
-"""deferrable: pay half price for LLM calls nobody is waiting on."""
+"""deferrable: pay half price for LLM calls nobody is waiting on.
+
+Calls to the official SDKs made inside an `@deferrable` function or a `scope()` are
+buffered, sent through the providers' batch APIs, and resolved with exactly what the
+live call would have returned.
+"""
 
 from importlib.metadata import version as _version
 
+from ._api import aflush, flush, scope
+from ._decorator import deferrable
+from ._deferred import Deferred
+from ._errors import (
+    BatchCanceledError,
+    BatchExpiredError,
+    BatchSubmissionError,
+    DeferrableError,
+    MissingResultError,
+)
+from ._options import Options, configure
+from ._patching import patch, unpatch
+from ._scope import live
+
 __version__ = _version("deferrable")
 
-__all__ = ["__version__"]
+__all__ = [
+    "BatchCanceledError",
+    "BatchExpiredError",
+    "BatchSubmissionError",
+    "DeferrableError",
+    "Deferred",
+    "MissingResultError",
+    "Options",
+    "__version__",
+    "aflush",
+    "configure",
+    "deferrable",
+    "flush",
+    "live",
+    "patch",
+    "scope",
+    "unpatch",
+]

@@ -1,0 +1,59 @@
+"""`@deferrable`: the switch users put on their functions."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar, overload
+
+from . import _greenlets
+from ._deferred import Deferred
+from ._patching import patch
+from ._scope import scope
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@overload
+def deferrable(function: Callable[P, Coroutine[Any, Any, R]], /  # type: ignore[overload-overlap]
+               ) -> Callable[P, Coroutine[Any, Any, R]]: ...
+@overload
+def deferrable(function: Callable[P, R], /) -> Callable[P, Deferred[R]]: ...
+@overload
+def deferrable(function: None = None, /, **options: Any) -> Callable[[Callable[..., Any]],
+                                                                     Callable[..., Any]]: ...
+
+
+def deferrable(function: Callable[..., Any] | None = None, /, **options: Any) -> Any:
+    """Defer every supported SDK call made inside the decorated function.
+
+    On ``async def`` calls stay coroutines; on ``def`` a call returns a `Deferred` at
+    once, and ``.result()`` waits for the batch. Bare (``@deferrable``) or with options
+    (``@deferrable(max_wait=5)``). Patches the SDKs on first use.
+    """
+    scope(**options)  # unknown option names fail here, at decoration time
+    patch()
+
+    def decorate(target: Callable[..., Any]) -> Callable[..., Any]:
+        if inspect.iscoroutinefunction(target):
+
+            @functools.wraps(target)
+            async def run_async(*args: Any, **kwargs: Any) -> Any:
+                with scope(**options):
+                    return await target(*args, **kwargs)
+
+            return run_async
+
+        def in_scope(*args: Any, **kwargs: Any) -> Any:
+            with scope(**options):
+                return target(*args, **kwargs)
+
+        @functools.wraps(target)
+        def run_sync(*args: Any, **kwargs: Any) -> Deferred[Any]:
+            return _greenlets.start(in_scope, args, kwargs)
+
+        return run_sync
+
+    return decorate if function is None else decorate(function)

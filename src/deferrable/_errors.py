@@ -1,0 +1,24 @@
+"""Exceptions for outcomes only a batch can have. A request the provider rejects raises
+the SDK's own exception class instead, exactly as the live call would."""
+
+from __future__ import annotations
+
+
+class DeferrableError(Exception):
+    """Base class of every exception `deferrable` raises itself."""
+
+
+class BatchExpiredError(DeferrableError):
+    """The provider did not process the request before its batch expired (24 h)."""
+
+
+class BatchCanceledError(DeferrableError):
+    """The request's batch was canceled before the request ran."""
+
+
+class MissingResultError(DeferrableError):
+    """The batch ended but its results never named this request."""
+
+
+class BatchSubmissionError(DeferrableError):
+    """The batch holding the request could not be created or followed to its end."""

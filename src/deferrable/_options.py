@@ -1,0 +1,87 @@
+"""Options users tune: process-wide defaults (`configure()`, `DEFERRABLE_*` variables)
+overridden per scope (`@deferrable(max_wait=...)`, `scope(...)`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Options:
+    """How calls are batched and followed. Immutable; `replace()` derives a variant."""
+
+    max_batch_size: int = 10_000
+    """Requests per batch; the provider's own limit caps it."""
+    max_batch_bytes: int = 128 * 1024 * 1024
+    """Bytes of request bodies per batch; the provider's own limit caps it."""
+    max_wait: float = 1.0
+    """Seconds the first buffered request of a group may wait before its batch is submitted."""
+    poll_interval: float = 1.0
+    """Seconds before the first poll of a batch; later polls back off (x1.5, jittered)."""
+    max_poll_interval: float = 60.0
+    """The ceiling of the poll backoff."""
+    deadline: float | None = None
+    """Seconds a call may wait for its batch; None waits as long as the provider does (24 h)."""
+    store: str | None = None
+    """Journal location (the durable journal is a later release)."""
+
+    def replace(self, **changes: Any) -> Options:
+        """A copy with `changes`; unknown names are a TypeError naming them."""
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise TypeError(f"unknown deferrable option(s): {', '.join(sorted(unknown))}")
+        return dataclasses.replace(self, **changes)
+
+
+_lock = threading.Lock()
+_defaults: Options | None = None
+
+
+def defaults() -> Options:
+    """The process-wide defaults: built-in values, then `DEFERRABLE_*`, then `configure()`."""
+    global _defaults
+    if _defaults is None:
+        with _lock:
+            if _defaults is None:
+                _defaults = Options().replace(**_from_environment(os.environ))
+    return _defaults
+
+
+def configure(**options: Any) -> Options:
+    """Change the process-wide defaults (e.g. ``configure(max_wait=5)``); returns them."""
+    global _defaults
+    current = defaults()
+    with _lock:
+        _defaults = current.replace(**options)
+        return _defaults
+
+
+def reset_defaults() -> None:
+    """Forget `configure()` calls and re-read the environment on next use (for tests)."""
+    global _defaults
+    with _lock:
+        _defaults = None
+
+
+def _from_environment(environ: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for field in dataclasses.fields(Options):
+        raw = environ.get(f"DEFERRABLE_{field.name.upper()}")
+        if raw is None or raw == "":
+            continue
+        kind = str(field.type)
+        try:
+            if "int" in kind and "float" not in kind:
+                values[field.name] = int(raw)
+            elif "float" in kind:
+                values[field.name] = float(raw)
+            else:
+                values[field.name] = raw
+        except ValueError:
+            raise ValueError(f"DEFERRABLE_{field.name.upper()}={raw!r} is not a valid "
+                             f"{kind}") from None
+    return values

@@ -1,0 +1,274 @@
+"""The engine's runtime: one background thread with its own event loop buffers calls,
+submits batches, polls them and resolves each call's future as its result line arrives.
+
+Being on its own loop, the engine serves sync code, async code on any loop, and scripts
+that call `asyncio.run()` more than once alike. It knows no provider: a `Target`
+(supplied by a provider adapter) does every wire operation, through the blocking SDK
+client, in worker threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Hashable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from asyncio_throttle.throttler import Throttler
+
+from .._deferred import Deferred
+from .._errors import BatchSubmissionError, MissingResultError
+from .._options import Options
+from ._buffer import Buffer, GroupLimits
+
+log = logging.getLogger("deferrable")
+T = TypeVar("T")
+
+Outcome = tuple[Any, BaseException | None]
+"""A result line, decoded: (value, None) or (None, the exception the call raises)."""
+
+_BATCH_CALLS_PER_SECOND = 20
+_RESULT_READ_ATTEMPTS = 3
+_POLL_FAILURES_TOLERATED = 8
+
+
+class Target(Protocol):
+    """One batch destination (a provider, client identity and endpoint): the engine's
+    only view of a provider. Its methods block; the engine runs them in worker threads."""
+
+    @property
+    def key(self) -> Hashable:
+        """Identity of the destination: calls with equal keys may share a batch."""
+
+    @property
+    def max_requests(self) -> int:
+        """The provider's limit of requests per batch."""
+
+    @property
+    def max_bytes(self) -> int:
+        """The provider's limit of bytes per batch."""
+
+    def submit(self, requests: list[tuple[str, Any]]) -> str:
+        """Create a batch of (custom_id, body) requests; returns its id."""
+
+    def poll(self, batch_id: str) -> bool:
+        """Whether the batch has ended."""
+
+    def results(self, batch_id: str) -> Iterator[tuple[str, Outcome]]:
+        """Stream the ended batch's results as (custom_id, outcome)."""
+
+
+@dataclass(eq=False)
+class Call:
+    """One deferred call waiting for its batch."""
+
+    target: Target
+    body: Any
+    future: Deferred[Any]
+    options: Options
+
+
+class Engine:
+    """The process's batching engine; started on first use, shared by every scope."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._inbox: deque[tuple[Call, int]] = deque()
+        self._wake_scheduled = False
+        self._buffer: Buffer[Call] = Buffer()
+        self._timer: asyncio.TimerHandle | None = None
+        self._throttler: Throttler | None = None
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._sequence = 0
+
+    # -- any thread ------------------------------------------------------------------
+
+    def submit(self, target: Target, body: Any, size: int, options: Options) -> Deferred[Any]:
+        """Buffer one call; its future resolves when its batch's result arrives."""
+        call = Call(target, body, Deferred(), options)
+        loop = self._running_loop()
+        with self._lock:
+            self._inbox.append((call, size))
+            wake = not self._wake_scheduled
+            self._wake_scheduled = True
+        if wake:
+            loop.call_soon_threadsafe(self._take_inbox)
+        return call.future
+
+    def flush(self) -> concurrent.futures.Future[int]:
+        """Submit everything buffered now; the future resolves (to the number of batches
+        launched) once their create calls have been started."""
+        loop = self._running_loop()
+        done: concurrent.futures.Future[int] = concurrent.futures.Future()
+
+        def drain() -> None:
+            self._take_inbox()
+            batches = self._buffer.drain()
+            for batch in batches:
+                self._launch(batch)
+            self._rearm_timer()
+            done.set_result(len(batches))
+
+        loop.call_soon_threadsafe(drain)
+        return done
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        loop = self._loop
+        if loop is not None:
+            return loop
+        with self._lock:
+            if self._loop is None:
+                ready = threading.Event()
+                thread = threading.Thread(target=self._serve, args=(ready,),
+                                          name="deferrable-engine", daemon=True)
+                thread.start()
+                ready.wait()
+            assert self._loop is not None
+            return self._loop
+
+    def _serve(self, ready: threading.Event) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(
+            max_workers=16, thread_name_prefix="deferrable-io"))
+        self._loop = loop
+        self._throttler = Throttler(rate_limit=_BATCH_CALLS_PER_SECOND, period=1.0)
+        ready.set()
+        loop.run_forever()
+
+    # -- the engine's loop -----------------------------------------------------------
+
+    def _take_inbox(self) -> None:
+        with self._lock:
+            entries = list(self._inbox)
+            self._inbox.clear()
+            self._wake_scheduled = False
+        now = time.monotonic()
+        for call, size in entries:
+            limits = GroupLimits(
+                max_requests=max(1, min(call.options.max_batch_size, call.target.max_requests)),
+                max_bytes=max(1, min(call.options.max_batch_bytes, call.target.max_bytes)),
+                max_wait=call.options.max_wait)
+            for batch in self._buffer.add((call.target.key, call.options), call, size, limits, now):
+                self._launch(batch)
+        self._rearm_timer()
+
+    def _rearm_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        due = self._buffer.next_due()
+        if due is not None:
+            assert self._loop is not None
+            delay = max(0.0, due - time.monotonic())
+            self._timer = self._loop.call_later(delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        for batch in self._buffer.due(time.monotonic()):
+            self._launch(batch)
+        self._rearm_timer()
+
+    def _launch(self, calls: list[Call]) -> None:
+        assert self._loop is not None
+        task = self._loop.create_task(self._run_batch(calls))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+
+    async def _run_batch(self, calls: list[Call]) -> None:
+        target, options = calls[0].target, calls[0].options
+        pending: dict[str, Call] = {}
+        for call in calls:
+            self._sequence += 1
+            pending[f"call-{self._sequence}"] = call
+        try:
+            batch_id = await self._io(target.submit, [(cid, c.body) for cid, c in pending.items()])
+        except BaseException as error:
+            _fail(pending.values(), error)
+            if not isinstance(error, Exception):
+                raise
+            return
+        log.debug("submitted batch %s with %d requests", batch_id, len(pending))
+        try:
+            await self._wait_for_end(target, batch_id, options)
+            await self._collect(target, batch_id, pending)
+        except Exception as error:
+            _fail(pending.values(), BatchSubmissionError(
+                f"batch {batch_id} could not be followed to its end: {error!r}"), cause=error)
+            return
+        _fail(pending.values(), MissingResultError(
+            f"batch {batch_id} ended without a result for this request"))
+
+    async def _wait_for_end(self, target: Target, batch_id: str, options: Options) -> None:
+        delay = options.poll_interval
+        failures = 0
+        while True:
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            try:
+                if await self._io(target.poll, batch_id):
+                    return
+                failures = 0
+            except Exception:
+                failures += 1
+                if failures > _POLL_FAILURES_TOLERATED:
+                    raise
+                log.warning("polling batch %s failed; retrying", batch_id, exc_info=True)
+            delay = min(delay * 1.5, options.max_poll_interval)
+
+    async def _collect(self, target: Target, batch_id: str, pending: dict[str, Call]) -> None:
+        """Read the results, resolving each call as its line arrives; a broken stream is
+        read again, skipping what was already resolved."""
+        for attempt in range(1, _RESULT_READ_ATTEMPTS + 1):
+            try:
+                await self._io(_resolve_from, target.results(batch_id), pending)
+                return
+            except Exception:
+                if attempt == _RESULT_READ_ATTEMPTS:
+                    raise
+                log.warning("reading results of batch %s failed; reading again", batch_id,
+                            exc_info=True)
+
+    async def _io(self, function: Callable[..., T], *args: Any) -> T:
+        assert self._throttler is not None
+        async with self._throttler:
+            return await asyncio.to_thread(function, *args)
+
+
+def _resolve_from(results: Iterator[tuple[str, Outcome]], pending: dict[str, Call]) -> None:
+    for custom_id, (value, error) in results:
+        call = pending.pop(custom_id, None)
+        if call is None or call.future.done():
+            continue
+        if error is not None:
+            call.future.set_exception(error)
+        else:
+            call.future.set_result(value)
+
+
+def _fail(calls: Any, error: BaseException, cause: BaseException | None = None) -> None:
+    if cause is not None:
+        error.__cause__ = cause
+    for call in calls:
+        if not call.future.done():
+            call.future.set_exception(error)
+
+
+_engine: Engine | None = None
+_engine_lock = threading.Lock()
+
+
+def engine() -> Engine:
+    """The process's engine."""
+    global _engine
+    if _engine is None:
+        with _engine_lock:
+            if _engine is None:
+                _engine = Engine()
+    return _engine

@@ -1,0 +1,1 @@
+"""Provider adapters: the only modules that know a provider's wire format."""

@@ -1,0 +1,178 @@
+"""Anthropic: which `messages.create` calls a Message Batch can serve, the batch request
+each becomes, and each result line turned back into what the live call returns or raises."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Hashable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import anthropic
+import httpx2
+from anthropic._constants import RAW_RESPONSE_HEADER
+from anthropic._types import NotGiven, Omit
+
+from .._errors import BatchCanceledError, BatchExpiredError
+from ..engine import Outcome
+
+MAX_REQUESTS = 100_000
+MAX_BYTES = 256 * 1024 * 1024
+FIRST_PARTY = (anthropic.Anthropic, anthropic.AsyncAnthropic)
+_NOT_BODY = frozenset({"extra_headers", "extra_query", "extra_body", "timeout", "betas",
+                       "user_profile_id", "workspace_id"})
+_HEADER_PARAMS = {"user_profile_id": "anthropic-user-profile-id",
+                  "workspace_id": "anthropic-workspace-id"}
+STATUS_BY_ERROR_TYPE = {
+    "invalid_request_error": 400, "authentication_error": 401, "billing_error": 402,
+    "permission_error": 403, "not_found_error": 404, "conflict_error": 409,
+    "request_too_large": 413, "rate_limit_error": 429, "api_error": 500,
+    "timeout_error": 504, "overloaded_error": 529,
+}
+_LINE_OVERHEAD = 64
+
+
+@dataclass(frozen=True)
+class Deferral:
+    """A call the batch API can serve: where it goes, its batch params, their size."""
+
+    target: AnthropicTarget
+    params: dict[str, Any]
+    size: int
+
+
+def prepare(client: object, kwargs: Mapping[str, Any], *, beta: bool) -> Deferral | str:
+    """The deferral for `client.messages.create(**kwargs)`, or why it must go live."""
+    if type(client) not in FIRST_PARTY:
+        return f"{type(client).__name__} is not a first-party Anthropic client"
+    assert isinstance(client, (anthropic.Anthropic, anthropic.AsyncAnthropic))
+    headers = {k.lower(): str(v) for k, v in (kwargs.get("extra_headers") or {}).items()
+               if not isinstance(v, (NotGiven, Omit))}
+    if RAW_RESPONSE_HEADER.lower() in headers:
+        return "with_raw_response / with_streaming_response need the live HTTP response"
+    stream = kwargs.get("stream")
+    if _given(stream) and stream:
+        return "stream=True needs a live connection"
+    params = {k: v for k, v in kwargs.items() if k not in _NOT_BODY and _given(v)}
+    extra_body = kwargs.get("extra_body")
+    if isinstance(extra_body, Mapping):
+        params.update(extra_body)
+    for name, header in _HEADER_PARAMS.items():
+        value = kwargs.get(name)
+        if value is not None and _given(value):
+            headers[header] = str(value)
+    betas = [b.strip() for b in headers.pop("anthropic-beta", "").split(",") if b.strip()]
+    given_betas = kwargs.get("betas")
+    if _given(given_betas) and given_betas is not None:
+        betas.extend(str(b) for b in given_betas)
+    size = len(json.dumps(params, default=str)) + _LINE_OVERHEAD
+    target = _target(client, beta=beta or bool(betas), betas=tuple(sorted(set(betas))),
+                     headers=tuple(sorted(headers.items())))
+    return Deferral(target, params, size)
+
+
+class AnthropicTarget:
+    """Message Batches of one client identity (base URL, credentials, headers, betas)."""
+
+    max_requests = MAX_REQUESTS
+    max_bytes = MAX_BYTES
+
+    def __init__(self, key: Hashable, client: anthropic.Anthropic, *, beta: bool,
+                 betas: tuple[str, ...], headers: tuple[tuple[str, str], ...]) -> None:
+        self.key = key
+        self._client = client
+        self._beta = beta
+        self._betas = list(betas)
+        self._headers = dict(headers)
+
+    def submit(self, requests: list[tuple[str, Any]]) -> str:
+        """Create the batch; returns its id."""
+        body = [{"custom_id": custom_id, "params": params} for custom_id, params in requests]
+        if self._beta:
+            beta_batch = self._client.beta.messages.batches.create(
+                requests=body, betas=self._betas, extra_headers=self._headers)  # type: ignore[arg-type]
+            return beta_batch.id
+        batch = self._client.messages.batches.create(
+            requests=body, extra_headers=self._headers)  # type: ignore[arg-type]
+        return batch.id
+
+    def poll(self, batch_id: str) -> bool:
+        """Whether the batch has ended."""
+        if self._beta:
+            status = self._client.beta.messages.batches.retrieve(
+                batch_id, betas=self._betas, extra_headers=self._headers).processing_status
+        else:
+            status = self._client.messages.batches.retrieve(
+                batch_id, extra_headers=self._headers).processing_status
+        return status == "ended"
+
+    def results(self, batch_id: str) -> Iterator[tuple[str, Outcome]]:
+        """Each result line as (custom_id, (value, error))."""
+        if self._beta:
+            lines: Iterator[Any] = iter(self._client.beta.messages.batches.results(
+                batch_id, betas=self._betas, extra_headers=self._headers))
+        else:
+            lines = iter(self._client.messages.batches.results(
+                batch_id, extra_headers=self._headers))
+        for line in lines:
+            yield line.custom_id, self._outcome(line.result)
+
+    def _outcome(self, result: Any) -> Outcome:
+        if result.type == "succeeded":
+            return result.message, None
+        if result.type == "errored":
+            return None, self.status_error(result.error)
+        if result.type == "expired":
+            return None, BatchExpiredError("the request's batch expired before it was processed")
+        return None, BatchCanceledError("the request's batch was canceled before it ran")
+
+    def status_error(self, error: Any) -> anthropic.APIStatusError:
+        """The exception the live call raises for this error envelope."""
+        body = error.model_dump(mode="json", exclude_unset=True)
+        status = STATUS_BY_ERROR_TYPE.get(error.error.type, 500)
+        headers = {"request-id": error.request_id} if error.request_id else {}
+        url = str(self._client.base_url).rstrip("/") + "/v1/messages"
+        response = httpx2.Response(status, headers=headers, json=body,
+                                   request=httpx2.Request("POST", url))
+        return self._client._make_status_error_from_response(response)
+
+
+_targets: dict[Hashable, AnthropicTarget] = {}
+_targets_lock = threading.Lock()
+
+
+def _target(client: anthropic.Anthropic | anthropic.AsyncAnthropic, *, beta: bool,
+            betas: tuple[str, ...], headers: tuple[tuple[str, str], ...]) -> AnthropicTarget:
+    key = ("anthropic", beta, str(client.base_url), _fingerprint(client),
+           tuple(sorted(client._custom_headers.items())), headers, betas)
+    target = _targets.get(key)
+    if target is None:
+        with _targets_lock:
+            target = _targets.get(key)
+            if target is None:
+                target = _targets[key] = AnthropicTarget(
+                    key, _blocking_client(client), beta=beta, betas=betas, headers=headers)
+    return target
+
+
+def _blocking_client(client: anthropic.Anthropic | anthropic.AsyncAnthropic) -> anthropic.Anthropic:
+    """A sync client with the same identity, for the engine's worker threads."""
+    if isinstance(client, anthropic.Anthropic):
+        return client
+    return anthropic.Anthropic(
+        api_key=client.api_key, auth_token=client.auth_token, base_url=client.base_url,
+        default_headers=client._custom_headers, default_query=client._custom_query,
+        max_retries=client.max_retries, timeout=client.timeout)
+
+
+def _fingerprint(client: anthropic.Anthropic | anthropic.AsyncAnthropic) -> str:
+    """Identifies the credentials without keeping them."""
+    secret = f"{client.api_key or ''}\0{client.auth_token or ''}"
+    return hashlib.sha256(secret.encode()).hexdigest()[:16]
+
+
+def _given(value: object) -> bool:
+    """Whether the caller passed `value` (the SDK's `NOT_GIVEN` / `omit` mean it did not)."""
+    return not isinstance(value, (NotGiven, Omit))

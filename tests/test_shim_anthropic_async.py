@@ -1,0 +1,255 @@
+"""`@deferrable` on async code with `AsyncAnthropic`: real SDK, real HTTP, the emulator
+judging (the sync twin is test_shim_anthropic_sync)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any
+
+import anthropic
+import pytest
+import pytest_asyncio
+from anthropic.resources.messages.messages import AsyncMessages
+from anthropic.types import Message
+from anthropic.types.beta import BetaMessage
+
+import deferrable
+from deferrable import BatchCanceledError, BatchExpiredError, DeferrableError
+from deferrable import deferrable as defer
+from deferrable.emulator import Emulator
+from tests.conftest import DUMMY_KEY
+from tests.emulator_helpers import message_request, until
+
+
+@pytest_asyncio.fixture
+async def client(emulator: Emulator) -> AsyncIterator[anthropic.AsyncAnthropic]:
+    """The official async client, pointed at the emulator."""
+    async with anthropic.AsyncAnthropic(api_key=DUMMY_KEY, base_url=emulator.url) as client:
+        yield client
+
+
+async def _nonempty(items: Awaitable[list[str]]) -> bool:
+    return bool(await items)
+
+
+def requests_of(emulator: Emulator) -> dict[str, int]:
+    """HTTP requests the emulator served, by route."""
+    return emulator.stats()["requests"]
+
+
+@pytest.mark.asyncio
+async def test_concurrent_calls_become_batches(client: anthropic.AsyncAnthropic,
+                                               emulator: Emulator) -> None:
+    """N gathered calls resolve with ceil(N / max_batch_size) batches and no live request."""
+
+    @defer(max_batch_size=40, max_wait=0.2)
+    async def sentiment(review: str) -> str:
+        message = await client.messages.create(**message_request(f"Sentiment: {review}"))
+        block = message.content[0]
+        assert block.type == "text"
+        return block.text
+
+    reviews = ["great", "awful", "fine"] * 50
+    labels = await asyncio.gather(*(sentiment(r) for r in reviews))
+    assert labels == ["positive", "negative", "neutral"] * 50
+    routes = requests_of(emulator)
+    assert routes["POST /v1/messages/batches"] == math.ceil(150 / 40)
+    assert "POST /v1/messages" not in routes
+    assert emulator.stats()["billed_total"]["batch"]["requests"] == 150
+
+
+@pytest.mark.asyncio
+async def test_deferred_value_equals_the_live_answer(client: anthropic.AsyncAnthropic) -> None:
+    """The deferred call returns a `Message` equal to the live one, every field carried."""
+    params: dict[str, Any] = message_request(
+        "Summarise: the hotel was clean", system=[{"type": "text", "text": "Be brief."}],
+        metadata={"user_id": "u-1"}, stop_sequences=["###"], thinking={"type": "adaptive"},
+        tools=[{"name": "lookup", "input_schema": {"type": "object"}}],
+        tool_choice={"type": "auto"}, output_config={"effort": "low"}, max_tokens=300)
+    live = await client.messages.create(**params)
+    async with deferrable.scope():
+        deferred = await client.messages.create(**params)
+    assert type(deferred) is Message
+    assert deferred.model_dump(exclude={"id", "usage"}) == live.model_dump(exclude={"id", "usage"})
+    assert deferred.usage.service_tier == "batch"
+    assert deferred.usage.input_tokens == live.usage.input_tokens
+
+
+@pytest.mark.asyncio
+async def test_extra_body_and_forced_tool_are_carried(client: anthropic.AsyncAnthropic,
+                                                      emulator: Emulator) -> None:
+    """extra_body is merged into the batch params and a forced tool comes back as tool_use."""
+    async with deferrable.scope():
+        message = await client.messages.create(
+            **message_request("Weather?"), extra_body={"tool_choice": {"type": "any"}},
+            tools=[{"name": "weather", "input_schema": {
+                "type": "object", "properties": {"city": {"type": "string"}},
+                "required": ["city"]}}])
+    assert message.stop_reason == "tool_use"
+    assert message.content[0].type == "tool_use"
+    assert "POST /v1/messages" not in requests_of(emulator)
+
+
+@pytest.mark.asyncio
+async def test_beta_calls_defer_with_their_betas(client: anthropic.AsyncAnthropic,
+                                                 emulator: Emulator) -> None:
+    """client.beta.messages.create defers too and returns a BetaMessage."""
+    async with deferrable.scope():
+        message = await client.beta.messages.create(**message_request("hello"),
+                                                    betas=["output-300k-2026-03-24"])
+    assert type(message) is BetaMessage
+    assert requests_of(emulator)["POST /v1/messages/batches"] == 1
+
+
+@pytest.mark.asyncio
+async def test_errored_lines_raise_the_live_exception(client: anthropic.AsyncAnthropic) -> None:
+    """Each errored line raises the SDK class the live call raises, and its neighbours succeed."""
+    texts = ["fine", "{{error:400}}", "{{error:429}}", "{{error:overloaded_error}}", "ok"]
+    async with deferrable.scope():
+        outcomes = await asyncio.gather(
+            *(client.messages.create(**message_request(text)) for text in texts),
+            return_exceptions=True)
+    live = client.with_options(max_retries=0)
+    for text, outcome in zip(texts, outcomes, strict=True):
+        if "error" not in text:
+            assert isinstance(outcome, Message)
+            continue
+        with pytest.raises(anthropic.APIStatusError) as caught:
+            await live.messages.create(**message_request(text))
+        assert type(outcome) is type(caught.value)
+        assert isinstance(outcome, anthropic.APIStatusError)
+        assert outcome.status_code == caught.value.status_code
+        assert outcome.message.split(" - ")[0] == caught.value.message.split(" - ")[0]
+        assert outcome.request_id is not None
+        assert "Injected error" in str(outcome.body)
+
+
+@pytest.mark.asyncio
+async def test_expired_and_canceled_batches(emulator: Emulator) -> None:
+    """Expired lines raise BatchExpiredError, canceled ones BatchCanceledError: both DeferrableError."""
+    async with anthropic.AsyncAnthropic(api_key=DUMMY_KEY, base_url=emulator.url) as client:
+        emulator.faults.expire_batches = True
+        async with deferrable.scope():
+            with pytest.raises(BatchExpiredError) as expired:
+                await client.messages.create(**message_request("late"))
+        assert isinstance(expired.value, DeferrableError)
+        emulator.faults.expire_batches = False
+        emulator.batch_latency = 3600
+
+        async def running() -> list[str]:
+            return [b.id async for b in client.messages.batches.list()
+                    if b.processing_status == "in_progress"]
+
+        async def cancel_when_created() -> None:
+            await until(lambda: _nonempty(running()))
+            for batch_id in await running():
+                await client.messages.batches.cancel(batch_id)
+
+        async with deferrable.scope():
+            canceled, _ = await asyncio.gather(
+                client.messages.create(**message_request("never runs")), cancel_when_created(),
+                return_exceptions=True)
+        assert isinstance(canceled, BatchCanceledError)
+
+
+@pytest.mark.asyncio
+async def test_age_threshold_and_flush(client: anthropic.AsyncAnthropic,
+                                       emulator: Emulator) -> None:
+    """A lone call waits for max_wait; with a long max_wait, aflush() submits it at once."""
+    async with deferrable.scope(max_wait=0.05):
+        assert (await client.messages.create(**message_request("a"))).content
+    async with deferrable.scope(max_wait=3600):
+        pending = asyncio.ensure_future(client.messages.create(**message_request("b")))
+        await asyncio.sleep(0.2)
+        assert not pending.done()
+        assert await deferrable.aflush() == 1
+        assert (await asyncio.wait_for(pending, timeout=30)).content
+    assert requests_of(emulator)["POST /v1/messages/batches"] == 2
+
+
+@pytest.mark.asyncio
+async def test_byte_threshold_splits_batches(client: anthropic.AsyncAnthropic,
+                                             emulator: Emulator) -> None:
+    """max_batch_bytes splits one group into batches no larger than the limit."""
+    async with deferrable.scope(max_batch_bytes=1000, max_wait=0.2):
+        await asyncio.gather(*(client.messages.create(**message_request("x" * 300))
+                               for _ in range(6)))
+    assert requests_of(emulator)["POST /v1/messages/batches"] == 3
+
+
+@pytest.mark.asyncio
+async def test_clients_with_different_keys_never_share_a_batch(emulator: Emulator) -> None:
+    """Calls of two clients with different credentials go into different batches."""
+    async with anthropic.AsyncAnthropic(api_key="key-one", base_url=emulator.url) as one, \
+            anthropic.AsyncAnthropic(api_key="key-two", base_url=emulator.url) as two, \
+            deferrable.scope(max_wait=0.2):
+        await asyncio.gather(one.messages.create(**message_request("a")),
+                             two.messages.create(**message_request("b")))
+    assert requests_of(emulator)["POST /v1/messages/batches"] == 2
+
+
+@pytest.mark.asyncio
+async def test_unservable_calls_go_live_with_one_warning(client: anthropic.AsyncAnthropic,
+                                                         emulator: Emulator,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    """stream=True and with_raw_response go live inside a scope, each logged once; live() too."""
+    async with deferrable.scope():
+        with caplog.at_level(logging.WARNING, logger="deferrable"):
+            for _ in range(2):
+                stream = await client.messages.create(**message_request("a"), stream=True)
+                async for _event in stream:
+                    pass
+                raw = await client.messages.with_raw_response.create(**message_request("b"))
+                assert raw.headers["request-id"]
+        with deferrable.live():
+            assert (await client.messages.create(**message_request("c"))).content
+    warnings = [r.getMessage() for r in caplog.records if r.name == "deferrable"]
+    assert sum("stream=True" in w for w in warnings) == 1
+    assert sum("with_raw_response" in w for w in warnings) == 1
+    assert requests_of(emulator) == {"POST /v1/messages": 5}
+
+
+@pytest.mark.asyncio
+async def test_pass_through_outside_a_scope(client: anthropic.AsyncAnthropic,
+                                            emulator: Emulator) -> None:
+    """Patched but outside a scope: same types, same exceptions, one live request each."""
+    deferrable.patch()
+    message = await client.messages.create(**message_request("a"))
+    assert type(message) is Message
+    with pytest.raises(anthropic.NotFoundError):
+        await client.messages.create(**{**message_request("b"), "model": "gpt-4o"})
+    assert requests_of(emulator) == {"POST /v1/messages": 2}
+
+
+@pytest.mark.asyncio
+async def test_two_event_loops_in_a_row(client: anthropic.AsyncAnthropic) -> None:
+    """Deferred calls work from a fresh event loop after another loop has closed."""
+
+    @defer
+    async def ask(text: str) -> str:
+        answer = await anthropic.AsyncAnthropic(
+            api_key=DUMMY_KEY, base_url=str(client.base_url)).messages.create(
+                **message_request(text))
+        block = answer.content[0]
+        assert block.type == "text"
+        return block.text
+
+    first = await asyncio.to_thread(asyncio.run, ask("sentiment: great"))
+    second = await asyncio.to_thread(asyncio.run, ask("sentiment: awful"))
+    assert (first, second) == ("positive", "negative")
+
+
+def test_unpatch_restores_the_classes_exactly() -> None:
+    """patch() twice wraps once; unpatch() puts back the very function objects."""
+    original = AsyncMessages.__dict__["create"]
+    deferrable.patch()
+    deferrable.patch()
+    patched = AsyncMessages.__dict__["create"]
+    assert patched is not original
+    assert patched.__wrapped__ is original
+    deferrable.unpatch()
+    deferrable.unpatch()
+    assert AsyncMessages.__dict__["create"] is original

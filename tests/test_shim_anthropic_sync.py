@@ -1,0 +1,279 @@
+"""`@deferrable` on sync code with `Anthropic`: real SDK, real HTTP, the emulator judging
+(the async twin is test_shim_anthropic_async)."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import math
+from typing import Any
+
+import anthropic
+import pytest
+from anthropic.resources.messages.messages import Messages
+from anthropic.types import Message
+from anthropic.types.beta import BetaMessage
+
+import deferrable
+from deferrable import (
+    BatchCanceledError,
+    BatchExpiredError,
+    DeferrableError,
+    Deferred,
+)
+from deferrable import (
+    deferrable as defer,
+)
+from deferrable.emulator import Emulator
+from tests.conftest import DUMMY_KEY
+from tests.emulator_helpers import message_request, wait_until
+
+
+def requests_of(emulator: Emulator) -> dict[str, int]:
+    """HTTP requests the emulator served, by route."""
+    return emulator.stats()["requests"]
+
+
+def text_of(message: Message) -> str:
+    """The text of a one-block answer."""
+    block = message.content[0]
+    assert block.type == "text"
+    return block.text
+
+
+def test_calls_return_futures_and_become_batches(anthropic_client: anthropic.Anthropic,
+                                                 emulator: Emulator) -> None:
+    """N calls of a sync @deferrable return Deferreds at once; ceil(N / max_batch_size) batches, 0 live."""
+
+    @defer(max_batch_size=40, max_wait=0.2)
+    def sentiment(review: str) -> str:
+        return text_of(anthropic_client.messages.create(**message_request(f"Sentiment: {review}")))
+
+    futures = [sentiment(r) for r in ["great", "awful", "fine"] * 50]
+    assert all(isinstance(f, Deferred) for f in futures)
+    assert not any(f.done() for f in futures)
+    assert [f.result(timeout=60) for f in futures] == ["positive", "negative", "neutral"] * 50
+    routes = requests_of(emulator)
+    assert routes["POST /v1/messages/batches"] == math.ceil(150 / 40)
+    assert "POST /v1/messages" not in routes
+
+
+def test_a_function_may_make_several_deferred_calls(anthropic_client: anthropic.Anthropic,
+                                                    emulator: Emulator) -> None:
+    """A sync @deferrable suspends at each deferred call in turn: two rounds, two batches."""
+
+    @defer(max_wait=0.1)
+    def two_steps(review: str) -> tuple[str, str]:
+        first = text_of(anthropic_client.messages.create(**message_request(f"Sentiment: {review}")))
+        second = text_of(anthropic_client.messages.create(**message_request(f"Echo {first}")))
+        return first, second
+
+    futures = [two_steps(r) for r in ("great", "awful")]
+    results = [f.result(timeout=60) for f in futures]
+    assert [first for first, _ in results] == ["positive", "negative"]
+    assert all("Echo" in second for _, second in results)
+    assert requests_of(emulator)["POST /v1/messages/batches"] == 2
+
+
+def test_deferred_value_equals_the_live_answer(anthropic_client: anthropic.Anthropic) -> None:
+    """The deferred call returns a `Message` equal to the live one, every field carried."""
+    params: dict[str, Any] = message_request(
+        "Summarise: the hotel was clean", system=[{"type": "text", "text": "Be brief."}],
+        metadata={"user_id": "u-1"}, stop_sequences=["###"], thinking={"type": "adaptive"},
+        tools=[{"name": "lookup", "input_schema": {"type": "object"}}],
+        tool_choice={"type": "auto"}, output_config={"effort": "low"}, max_tokens=300)
+    live = anthropic_client.messages.create(**params)
+    with deferrable.scope():
+        deferred = anthropic_client.messages.create(**params)
+    assert type(deferred) is Message
+    assert deferred.model_dump(exclude={"id", "usage"}) == live.model_dump(exclude={"id", "usage"})
+    assert deferred.usage.service_tier == "batch"
+    assert deferred.usage.input_tokens == live.usage.input_tokens
+
+
+def test_extra_body_and_forced_tool_are_carried(anthropic_client: anthropic.Anthropic,
+                                                emulator: Emulator) -> None:
+    """extra_body is merged into the batch params and a forced tool comes back as tool_use."""
+    with deferrable.scope():
+        message = anthropic_client.messages.create(
+            **message_request("Weather?"), extra_body={"tool_choice": {"type": "any"}},
+            tools=[{"name": "weather", "input_schema": {
+                "type": "object", "properties": {"city": {"type": "string"}},
+                "required": ["city"]}}])
+    assert message.stop_reason == "tool_use"
+    assert message.content[0].type == "tool_use"
+    assert "POST /v1/messages" not in requests_of(emulator)
+
+
+def test_beta_calls_defer_with_their_betas(anthropic_client: anthropic.Anthropic,
+                                           emulator: Emulator) -> None:
+    """client.beta.messages.create defers too and returns a BetaMessage."""
+    with deferrable.scope():
+        message = anthropic_client.beta.messages.create(**message_request("hello"),
+                                                        betas=["output-300k-2026-03-24"])
+    assert type(message) is BetaMessage
+    assert requests_of(emulator)["POST /v1/messages/batches"] == 1
+
+
+def test_errored_lines_raise_the_live_exception(anthropic_client: anthropic.Anthropic) -> None:
+    """Each errored line raises the SDK class the live call raises, and its neighbours succeed."""
+    texts = ["fine", "{{error:400}}", "{{error:429}}", "{{error:overloaded_error}}", "ok"]
+
+    @defer(max_wait=0.1)
+    def ask(text: str) -> Message:
+        return anthropic_client.messages.create(**message_request(text))
+
+    futures = [ask(text) for text in texts]
+    live = anthropic_client.with_options(max_retries=0)
+    for text, future in zip(texts, futures, strict=True):
+        if "error" not in text:
+            assert isinstance(future.result(timeout=60), Message)
+            continue
+        outcome = future.exception(timeout=60)
+        with pytest.raises(anthropic.APIStatusError) as caught:
+            live.messages.create(**message_request(text))
+        assert type(outcome) is type(caught.value)
+        assert isinstance(outcome, anthropic.APIStatusError)
+        assert outcome.status_code == caught.value.status_code
+        assert outcome.request_id is not None
+        assert "Injected error" in str(outcome.body)
+
+
+def test_expired_and_canceled_batches(anthropic_client: anthropic.Anthropic,
+                                      emulator: Emulator) -> None:
+    """Expired lines raise BatchExpiredError, canceled ones BatchCanceledError: both DeferrableError."""
+    emulator.faults.expire_batches = True
+    with deferrable.scope(), pytest.raises(BatchExpiredError) as expired:
+        anthropic_client.messages.create(**message_request("late"))
+    assert isinstance(expired.value, DeferrableError)
+    emulator.faults.expire_batches = False
+    emulator.batch_latency = 3600
+
+    @defer(max_wait=0.01)
+    def ask() -> Message:
+        return anthropic_client.messages.create(**message_request("never runs"))
+
+    future = ask()
+    deferrable.flush()
+
+    def running() -> list[str]:
+        return [b.id for b in anthropic_client.messages.batches.list()
+                if b.processing_status == "in_progress"]
+
+    wait_until(lambda: bool(running()))
+    for batch_id in running():
+        anthropic_client.messages.batches.cancel(batch_id)
+    assert isinstance(future.exception(timeout=60), BatchCanceledError)
+
+
+def test_age_threshold_and_flush(anthropic_client: anthropic.Anthropic,
+                                 emulator: Emulator) -> None:
+    """A lone call waits for max_wait; with a long max_wait, flush() submits it at once."""
+    with deferrable.scope(max_wait=0.05):
+        assert anthropic_client.messages.create(**message_request("a")).content
+
+    @defer(max_wait=3600)
+    def ask() -> Message:
+        return anthropic_client.messages.create(**message_request("b"))
+
+    future = ask()
+    with pytest.raises(concurrent.futures.TimeoutError):
+        future.result(timeout=0.2)
+    assert deferrable.flush() == 1
+    assert future.result(timeout=30).content
+    assert requests_of(emulator)["POST /v1/messages/batches"] == 2
+
+
+def test_byte_threshold_splits_batches(anthropic_client: anthropic.Anthropic,
+                                       emulator: Emulator) -> None:
+    """max_batch_bytes splits one group into batches no larger than the limit."""
+
+    @defer(max_batch_bytes=1000, max_wait=0.2)
+    def ask() -> Message:
+        return anthropic_client.messages.create(**message_request("x" * 300))
+
+    futures = [ask() for _ in range(6)]
+    assert all(f.result(timeout=60).content for f in futures)
+    assert requests_of(emulator)["POST /v1/messages/batches"] == 3
+
+
+def test_threads_in_a_scope_pool_into_shared_batches(anthropic_client: anthropic.Anthropic,
+                                                     emulator: Emulator) -> None:
+    """Blocking calls from 20 threads inside scope() share batches instead of one each."""
+
+    def work(review: str) -> str:
+        with deferrable.scope(max_wait=0.3):
+            return text_of(anthropic_client.messages.create(**message_request(f"Sentiment: {review}")))
+
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:
+        labels = list(pool.map(work, ["great", "awful"] * 20))
+    assert labels == ["positive", "negative"] * 20
+    assert requests_of(emulator)["POST /v1/messages/batches"] <= 4
+
+
+def test_unservable_calls_go_live_with_one_warning(anthropic_client: anthropic.Anthropic,
+                                                   emulator: Emulator,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """stream=True and with_raw_response go live inside a scope, each logged once; live() too."""
+    with deferrable.scope(), caplog.at_level(logging.WARNING, logger="deferrable"):
+        for _ in range(2):
+            for _event in anthropic_client.messages.create(**message_request("a"), stream=True):
+                pass
+            raw = anthropic_client.messages.with_raw_response.create(**message_request("b"))
+            assert raw.headers["request-id"]
+        with deferrable.live():
+            assert anthropic_client.messages.create(**message_request("c")).content
+    warnings = [r.getMessage() for r in caplog.records if r.name == "deferrable"]
+    assert sum("stream=True" in w for w in warnings) == 1
+    assert sum("with_raw_response" in w for w in warnings) == 1
+    assert requests_of(emulator) == {"POST /v1/messages": 5}
+
+
+def test_pass_through_outside_a_scope(anthropic_client: anthropic.Anthropic,
+                                      emulator: Emulator) -> None:
+    """Patched but outside a scope: same types, same exceptions, one live request each."""
+    deferrable.patch()
+    assert type(anthropic_client.messages.create(**message_request("a"))) is Message
+    with pytest.raises(anthropic.NotFoundError):
+        anthropic_client.messages.create(**{**message_request("b"), "model": "gpt-4o"})
+    assert requests_of(emulator) == {"POST /v1/messages": 2}
+
+
+def test_clients_with_different_keys_never_share_a_batch(emulator: Emulator) -> None:
+    """Calls of two clients with different credentials go into different batches."""
+    with anthropic.Anthropic(api_key="key-one", base_url=emulator.url) as one, \
+            anthropic.Anthropic(api_key="key-two", base_url=emulator.url) as two:
+
+        @defer(max_wait=0.2)
+        def ask(client: anthropic.Anthropic) -> Message:
+            return client.messages.create(**message_request("a"))
+
+        futures = [ask(one), ask(two)]
+        assert all(f.result(timeout=60).content for f in futures)
+    assert requests_of(emulator)["POST /v1/messages/batches"] == 2
+
+
+def test_unpatch_restores_the_classes_exactly() -> None:
+    """patch() twice wraps once; unpatch() puts back the very function objects."""
+    original = Messages.__dict__["create"]
+    deferrable.patch()
+    deferrable.patch()
+    assert Messages.__dict__["create"].__wrapped__ is original
+    deferrable.unpatch()
+    deferrable.unpatch()
+    assert Messages.__dict__["create"] is original
+
+
+def test_ten_thousand_pending_sync_calls(emulator: Emulator) -> None:
+    """10,000 suspended sync calls resolve from one thread, in one batch."""
+    with anthropic.Anthropic(api_key=DUMMY_KEY, base_url=emulator.url) as client:
+
+        @defer(max_wait=5)
+        def ask(i: int) -> str:
+            return text_of(client.messages.create(**message_request(f"Sentiment {i}: great")))
+
+        futures = [ask(i) for i in range(10_000)]
+        deferrable.flush()
+        assert {f.result(timeout=120) for f in futures} == {"positive"}
+    assert requests_of(emulator)["POST /v1/messages/batches"] == 1
+    assert DUMMY_KEY not in str(emulator.stats())
