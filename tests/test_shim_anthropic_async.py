@@ -17,9 +17,10 @@ from anthropic.types import Message
 from anthropic.types.beta import BetaMessage
 
 import deferrable
-from deferrable import BatchCanceledError, BatchExpiredError, DeferrableError
+from deferrable import BatchCanceledError, BatchExpiredError, DeferrableError, MissingResultError
 from deferrable import deferrable as defer
 from deferrable.emulator import Emulator
+from deferrable.providers.anthropic import AnthropicTarget
 from tests.conftest import DUMMY_KEY
 from tests.emulator_helpers import message_request, until
 
@@ -253,3 +254,29 @@ def test_unpatch_restores_the_classes_exactly() -> None:
     deferrable.unpatch()
     deferrable.unpatch()
     assert AsyncMessages.__dict__["create"] is original
+
+
+@pytest.mark.asyncio
+async def test_a_result_line_that_never_comes_is_an_error(client: anthropic.AsyncAnthropic,
+                                                          emulator: Emulator) -> None:
+    """A results stream that ends short resolves the calls it names and fails the rest, no hang."""
+    emulator.faults.truncate_results_after = 2
+    emulator.faults.truncate_mode = "clean"
+    async with deferrable.scope(max_wait=0.2):
+        outcomes = await asyncio.gather(
+            *(client.messages.create(**message_request(str(i))) for i in range(5)),
+            return_exceptions=True)
+    assert sum(isinstance(o, Message) for o in outcomes) == 2
+    assert sum(isinstance(o, MissingResultError) for o in outcomes) == 3
+
+
+@pytest.mark.asyncio
+async def test_batches_split_at_the_provider_limit(client: anthropic.AsyncAnthropic,
+                                                   emulator: Emulator,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """max_batch_size above the provider's limit is capped by it (limit lowered to 5 here)."""
+    monkeypatch.setattr(AnthropicTarget, "max_requests", 5)
+    async with deferrable.scope(max_batch_size=1_000, max_wait=0.2):
+        await asyncio.gather(*(client.messages.create(**message_request(str(i)))
+                               for i in range(12)))
+    assert requests_of(emulator)["POST /v1/messages/batches"] == 3

@@ -20,11 +20,13 @@ from deferrable import (
     BatchExpiredError,
     DeferrableError,
     Deferred,
+    MissingResultError,
 )
 from deferrable import (
     deferrable as defer,
 )
 from deferrable.emulator import Emulator
+from deferrable.providers.anthropic import AnthropicTarget
 from tests.conftest import DUMMY_KEY
 from tests.emulator_helpers import message_request, wait_until
 
@@ -277,3 +279,33 @@ def test_ten_thousand_pending_sync_calls(emulator: Emulator) -> None:
         assert {f.result(timeout=120) for f in futures} == {"positive"}
     assert requests_of(emulator)["POST /v1/messages/batches"] == 1
     assert DUMMY_KEY not in str(emulator.stats())
+
+
+def test_a_result_line_that_never_comes_is_an_error(anthropic_client: anthropic.Anthropic,
+                                                    emulator: Emulator) -> None:
+    """A results stream that ends short resolves the calls it names and fails the rest, no hang."""
+    emulator.faults.truncate_results_after = 2
+    emulator.faults.truncate_mode = "clean"
+
+    @defer(max_wait=0.2)
+    def ask(i: int) -> Message:
+        return anthropic_client.messages.create(**message_request(str(i)))
+
+    futures = [ask(i) for i in range(5)]
+    errors = [f.exception(timeout=60) for f in futures]
+    assert sum(e is None for e in errors) == 2
+    assert sum(isinstance(e, MissingResultError) for e in errors) == 3
+
+
+def test_batches_split_at_the_provider_limit(anthropic_client: anthropic.Anthropic,
+                                             emulator: Emulator,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """max_batch_size above the provider's limit is capped by it (limit lowered to 5 here)."""
+    monkeypatch.setattr(AnthropicTarget, "max_requests", 5)
+
+    @defer(max_batch_size=1_000, max_wait=0.2)
+    def ask(i: int) -> Message:
+        return anthropic_client.messages.create(**message_request(str(i)))
+
+    assert all(f.result(timeout=60).content for f in [ask(i) for i in range(12)])
+    assert requests_of(emulator)["POST /v1/messages/batches"] == 3

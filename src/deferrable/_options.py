@@ -4,6 +4,7 @@ overridden per scope (`@deferrable(max_wait=...)`, `scope(...)`)."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import threading
 from dataclasses import dataclass
@@ -30,11 +31,33 @@ class Options:
     """Journal location (the durable journal is a later release)."""
 
     def replace(self, **changes: Any) -> Options:
-        """A copy with `changes`; unknown names are a TypeError naming them."""
-        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
-        if unknown:
-            raise TypeError(f"unknown deferrable option(s): {', '.join(sorted(unknown))}")
-        return dataclasses.replace(self, **changes)
+        """A copy with `changes`; unknown names are a TypeError naming them.
+
+        Results are cached: scopes resolve their options on every call they wrap.
+        """
+        if not changes:
+            return self
+        try:
+            return _replaced(self, tuple(sorted(changes.items())))
+        except TypeError as error:
+            if "unhashable" not in str(error):
+                raise
+            return _replace(self, changes)
+
+
+_NAMES = frozenset(f.name for f in dataclasses.fields(Options))
+
+
+def _replace(options: Options, changes: dict[str, Any]) -> Options:
+    unknown = set(changes) - _NAMES
+    if unknown:
+        raise TypeError(f"unknown deferrable option(s): {', '.join(sorted(unknown))}")
+    return dataclasses.replace(options, **changes)
+
+
+@functools.lru_cache(maxsize=512)
+def _replaced(options: Options, changes: tuple[tuple[str, Any], ...]) -> Options:
+    return _replace(options, dict(changes))
 
 
 _lock = threading.Lock()
