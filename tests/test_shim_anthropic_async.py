@@ -243,6 +243,16 @@ async def test_two_event_loops_in_a_row(client: anthropic.AsyncAnthropic) -> Non
     assert (first, second) == ("positive", "negative")
 
 
+def test_a_call_created_before_its_loop(emulator: Emulator) -> None:
+    """`asyncio.run(client.messages.create(...))` in a scope defers, though no loop ran at the call."""
+    client = anthropic.AsyncAnthropic(api_key=DUMMY_KEY, base_url=emulator.url)
+    with deferrable.scope():
+        message = asyncio.run(client.messages.create(**message_request("sentiment: great")))
+    assert message.content[0].type == "text"
+    assert message.usage.service_tier == "batch"
+    assert "POST /v1/messages" not in requests_of(emulator)
+
+
 def test_unpatch_restores_the_classes_exactly() -> None:
     """patch() twice wraps once; unpatch() puts back the very function objects."""
     original = AsyncMessages.__dict__["create"]

@@ -110,10 +110,12 @@ def _async_wrapper(beta: bool) -> Wrapper:
         if isinstance(decision, str):
             _warn_live(decision)
             return wrapped(*args, **kwargs)  # type: ignore[no-any-return]
-        future = engine().submit(decision.target, decision.params, decision.size, options)
 
         async def deferred() -> Any:
-            return await future
+            # Submitted when the coroutine runs, so that it may be created before its loop
+            # exists, as in ``asyncio.run(client.messages.create(...))``.
+            return await engine().submit_async(decision.target, decision.params,
+                                               decision.size, options)
 
         return deferred()
 
