@@ -1,8 +1,6 @@
-"""`deferrable demo`: the same sentiment job run live and through the Message Batches API,
-on the embedded emulator, with no API key.
-
-Until the shim lands, the batch side is the classic hand-written pipeline (build requests,
-create, poll, stream results) that `@deferrable` will make unnecessary.
+"""`deferrable demo`: one sentiment job run live, then deferred with `@deferrable`, on the
+embedded emulator, with no API key. It prints what each way cost and the HTTP requests
+it took, then shows the same decorator on sync code.
 """
 
 from __future__ import annotations
@@ -11,14 +9,13 @@ import asyncio
 import sys
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import TextIO
 
 import anthropic
-from anthropic.types.message_create_params import MessageCreateParamsNonStreaming
-from anthropic.types.messages.batch_create_params import Request
 
+from ._decorator import deferrable
 from .cost import PRICES_AS_OF, Usage, cost_usd
 from .emulator import Emulator
 
@@ -29,120 +26,129 @@ _OPENINGS = ("The room was", "Delivery was", "Support staff were", "The battery 
 _VERDICTS = ("great and I love it", "terrible, I want a refund", "fine, nothing special",
              "excellent, would recommend", "slow and disappointing", "okay for the price",
              "amazing, best purchase this year", "broken on arrival, awful")
+Say = Callable[..., None]
 
 
 @dataclass
 class Run:
     """One way of doing the job: its answers, tokens, HTTP requests and wall time."""
 
-    labels: dict[str, str]
+    labels: list[str]
     usage: Usage
     requests: Mapping[str, int]
     seconds: float
 
 
-def reviews(count: int) -> dict[str, str]:
-    """`count` deterministic product reviews keyed by a custom_id."""
-    return {f"review-{i}": f"{_OPENINGS[i % len(_OPENINGS)]} "
-                           f"{_VERDICTS[(i // len(_OPENINGS) + i) % len(_VERDICTS)]}. (#{i})"
-            for i in range(count)}
-
-
-def params(review: str) -> MessageCreateParamsNonStreaming:
-    """The request each review becomes, identical both ways."""
-    return {"model": MODEL, "max_tokens": 5, "system": "Answer with one word.",
-            "messages": [{"role": "user", "content": f"Sentiment of this review: {review}"}]}
+def reviews(count: int) -> list[str]:
+    """`count` deterministic product reviews."""
+    return [f"{_OPENINGS[i % len(_OPENINGS)]} "
+            f"{_VERDICTS[(i // len(_OPENINGS) + i) % len(_VERDICTS)]}. (#{i})"
+            for i in range(count)]
 
 
 def run_demo(*, requests: int = 2000, batch_latency: float = 1.0, out: TextIO | None = None) -> int:
     """Run the job both ways and print what each cost; returns the process exit status."""
-    stream = out or sys.stdout
+    say = _printer(out)
     work = reviews(requests)
-    say = _printer(stream)
-    say(f"deferrable demo: {requests:,} sentiment calls on {MODEL}, "
-        f"on the embedded emulator (batch latency {batch_latency:g} s)\n")
+    say(f"deferrable demo: {requests:,} sentiment calls on {MODEL}, on the embedded emulator "
+        f"(batch latency {batch_latency:g} s)\n")
     with Emulator(batch_latency=batch_latency) as emu:
-        say("1/2  live: one POST /v1/messages per call ...")
-        live = asyncio.run(_live(emu, work))
-        say(f"     done in {live.seconds:.1f} s\n")
-        say("2/2  batch: build requests, create, poll, stream results ...")
-        batch = _batch(emu, work, say, stream.isatty())
-        say(f"     done in {batch.seconds:.1f} s\n")
-    _report(say, work, live, batch)
-    return 0 if live.labels == batch.labels and len(batch.labels) == requests else 1
+        client = anthropic.AsyncAnthropic(api_key=DEMO_KEY, base_url=emu.url)
+
+        async def sentiment(review: str) -> anthropic.types.Message:
+            return await client.messages.create(
+                model=MODEL, max_tokens=5, system="Answer with one word.",
+                messages=[{"role": "user", "content": f"Sentiment of this review: {review}"}])
+
+        say("1/3  live: the plain async function, one POST /v1/messages per call")
+        live = asyncio.run(_measure(emu, sentiment, work, say, bounded=True))
+        say("2/3  deferred: the same function under @deferrable")
+        deferred = asyncio.run(_measure(emu, deferrable(max_wait=0.5)(sentiment), work, say))
+        _report(say, work, live, deferred)
+        say("\n3/3  sync code: @deferrable on a plain def returns Deferred futures at once")
+        sync_ok = _sync_example(emu, work[:200], say)
+    same = live.labels == deferred.labels and len(deferred.labels) == requests
+    return 0 if same and sync_ok else 1
 
 
-async def _live(emu: Emulator, work: dict[str, str]) -> Run:
+async def _measure(emu: Emulator, sentiment: Callable[[str], Awaitable[anthropic.types.Message]],
+                   work: list[str], say: Say, bounded: bool = False) -> Run:
+    """Run `sentiment` over `work` concurrently, showing progress, and measure it."""
     before = emu.stats()["requests"]
     started = time.perf_counter()
-    gate = asyncio.Semaphore(32)
-    labels: dict[str, str] = {}
-    usage = Usage()
-    async with anthropic.AsyncAnthropic(api_key=DEMO_KEY, base_url=emu.url) as client:
+    gate = asyncio.Semaphore(64 if bounded else len(work))
 
-        async def one(custom_id: str, review: str) -> None:
-            nonlocal usage
-            async with gate:
-                message = await client.messages.create(**params(review))
-            labels[custom_id] = _text(message)
-            usage += _usage(message.usage)
+    async def one(review: str) -> anthropic.types.Message:
+        async with gate:
+            return await sentiment(review)
 
-        await asyncio.gather(*(one(cid, review) for cid, review in work.items()))
-    return Run(labels, usage, _delta(before, emu.stats()["requests"]),
+    tasks = [asyncio.ensure_future(one(review)) for review in work]
+    while not all(task.done() for task in tasks):
+        await asyncio.wait(tasks, timeout=0.25)
+        done = sum(task.done() for task in tasks)
+        say(f"\r     {done:>6,} / {len(tasks):,} answered, {time.perf_counter() - started:5.1f} s",
+            end="")
+    say("\r", end="")
+    say(f"     all {len(tasks):,} answered in {time.perf_counter() - started:.1f} s".ljust(48))
+    messages = [task.result() for task in tasks]
+    usage = sum((_usage(m.usage) for m in messages), Usage())
+    return Run([_text(m) for m in messages], usage, _delta(before, emu.stats()["requests"]),
                time.perf_counter() - started)
 
 
-def _batch(emu: Emulator, work: dict[str, str], say: Any, tty: bool) -> Run:
+def _sync_example(emu: Emulator, work: list[str], say: Say) -> bool:
     before = emu.stats()["requests"]
-    started = time.perf_counter()
-    labels: dict[str, str] = {}
-    usage = Usage()
     with anthropic.Anthropic(api_key=DEMO_KEY, base_url=emu.url) as client:
-        requests: list[Request] = [{"custom_id": cid, "params": params(review)}
-                                   for cid, review in work.items()]
-        batch = client.messages.batches.create(requests=requests)
-        while batch.processing_status != "ended":
-            waited = time.perf_counter() - started
-            if tty:
-                say(f"\r     waiting: {waited:5.1f} s, {batch.request_counts.processing:,} "
-                    f"requests processing", end="")
-            time.sleep(0.2)
-            batch = client.messages.batches.retrieve(batch.id)
-        if tty:
-            say("")
-        for item in client.messages.batches.results(batch.id):
-            if item.result.type == "succeeded":
-                labels[item.custom_id] = _text(item.result.message)
-                usage += _usage(item.result.message.usage)
-    return Run(labels, usage, _delta(before, emu.stats()["requests"]),
-               time.perf_counter() - started)
+
+        @deferrable(max_wait=0.2)
+        def label(review: str) -> str:
+            message = client.messages.create(
+                model=MODEL, max_tokens=5, system="Answer with one word.",
+                messages=[{"role": "user", "content": f"Sentiment of this review: {review}"}])
+            return _text(message)
+
+        futures = [label(review) for review in work]
+        pending = sum(not f.done() for f in futures)
+        say(f"     {len(futures)} futures returned, {pending} pending; .result() waits for the batch")
+        labels = [future.result() for future in futures]
+    requests = _delta(before, emu.stats()["requests"])
+    say(f"     {len(labels)} labels ({', '.join(f'{k} {v}' for k, v in Counter(labels).most_common())}) "
+        f"in {requests.get('POST /v1/messages/batches', 0)} batch, "
+        f"{requests.get('POST /v1/messages', 0)} live requests")
+    return len(labels) == len(work) and "POST /v1/messages" not in requests
 
 
-def _report(say: Any, work: dict[str, str], live: Run, batch: Run) -> None:
-    say("A sample of the answers (batch):")
-    for custom_id in list(work)[:5]:
-        say(f"  {batch.labels.get(custom_id, '<missing>'):9} {work[custom_id]}")
-    tally = Counter(batch.labels.values())
+def _report(say: Say, work: list[str], live: Run, deferred: Run) -> None:
+    say("\nA sample of the answers (deferred):")
+    for review, label in list(zip(work, deferred.labels, strict=True))[:5]:
+        say(f"  {label:9} {review}")
+    tally = Counter(deferred.labels)
     say("  labels: " + ", ".join(f"{label} {n:,}" for label, n in tally.most_common()) + "\n")
     live_cost = cost_usd(MODEL, live.usage, batch=False)
-    batch_cost = cost_usd(MODEL, batch.usage, batch=True)
-    say(f"{'':8}{'HTTP requests':>15}{'input tok':>12}{'output tok':>12}{'cost USD':>11}{'wall s':>9}")
-    for name, run, cost in (("live", live, live_cost), ("batch", batch, batch_cost)):
-        say(f"{name:8}{sum(run.requests.values()):>15,}{run.usage.input:>12,}"
+    deferred_cost = cost_usd(MODEL, deferred.usage, batch=True)
+    say(f"{'':10}{'HTTP requests':>15}{'input tok':>12}{'output tok':>12}{'cost USD':>11}"
+        f"{'wall s':>9}")
+    for name, run, cost in (("live", live, live_cost), ("deferred", deferred, deferred_cost)):
+        say(f"{name:10}{sum(run.requests.values()):>15,}{run.usage.input:>12,}"
             f"{run.usage.output:>12,}{cost:>11.4f}{run.seconds:>9.1f}")
-    saved = live_cost - batch_cost
-    say(f"\nSame answers both ways: {'yes' if live.labels == batch.labels else 'NO'}. "
-        f"Batch saved ${saved:.4f} ({saved / live_cost:.0%}) at list prices of {PRICES_AS_OF}.")
+    saved = live_cost - deferred_cost
+    say(f"\nSame answers both ways: {'yes' if live.labels == deferred.labels else 'NO'}. "
+        f"Deferred saved ${saved:.4f} ({saved / live_cost:.0%}) at list prices of {PRICES_AS_OF}.")
     say("HTTP requests by route:")
-    for name, run in (("live", live), ("batch", batch)):
+    for name, run in (("live", live), ("deferred", deferred)):
         routes = ", ".join(f"{route} x{n:,}" for route, n in sorted(run.requests.items()))
-        say(f"  {name:6}{routes}")
+        say(f"  {name:9}{routes}")
 
 
-def _printer(stream: TextIO) -> Any:
+def _printer(stream: TextIO | None) -> Say:
+    target = stream or sys.stdout
+    interactive = target.isatty()
+
     def say(text: str = "", end: str = "\n") -> None:
-        stream.write(text + end)
-        stream.flush()
+        if text.startswith("\r") and not interactive:
+            return  # progress lines only on a terminal
+        target.write(text + end)
+        target.flush()
 
     return say
 
@@ -160,3 +166,4 @@ def _usage(usage: anthropic.types.Usage) -> Usage:
 def _delta(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, int]:
     return {route: n - before.get(route, 0) for route, n in after.items()
             if n - before.get(route, 0)}
+
