@@ -120,5 +120,5 @@ def test_demo_runs_the_job_both_ways() -> None:
     assert "(50%)" in result.stdout
     assert "POST /v1/messages x60" in result.stdout
     assert "POST /v1/messages/batches x1" in result.stdout
-    assert "200 labels" in result.stdout
+    assert "60 labels" in result.stdout
     assert "0 live requests" in result.stdout
