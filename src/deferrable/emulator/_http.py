@@ -28,6 +28,19 @@ def json_response(data: Any, status: int = 200) -> web.Response:
                         content_type="application/json")
 
 
+def openai_page(items: list[Any], after: str | None, limit: int) -> web.Response:
+    """One page of an OpenAI list (``{"object": "list", "data", "first_id", ...}``) of
+    objects with an ``id`` and a ``to_json()``, starting after the id `after`."""
+    if after is not None:
+        ids = [item.id for item in items]
+        items = items[ids.index(after) + 1:] if after in ids else []
+    page = items[:limit]
+    return json_response({"object": "list", "data": [item.to_json() for item in page],
+                          "first_id": page[0].id if page else None,
+                          "last_id": page[-1].id if page else None,
+                          "has_more": len(items) > limit})
+
+
 async def read_json_object(request: web.Request, max_bytes: int) -> dict[str, Any]:
     """The request body as a JSON object, or the provider's 400 / 413."""
     if request.content_length is not None and request.content_length > max_bytes:

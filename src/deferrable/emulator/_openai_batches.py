@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from ._errors import ApiError
-from ._http import json_response, read_json_object
+from ._http import json_response, openai_page, read_json_object
 from ._ids import new_id
 from ._openai_batch_record import ACTIVE, BatchRecord, BatchStore
 from ._openai_errors import invalid, invalid_type, not_found
@@ -87,16 +87,7 @@ class BatchRoutes:
     async def listing(self, request: web.Request) -> web.StreamResponse:
         """``GET /v1/batches?after=&limit=``, newest first."""
         limit = optional_int(_int_query(request, "limit"), "limit", 1, 100) or 20
-        batches = self._batches.newest_first()
-        after = request.query.get("after")
-        if after is not None:
-            ids = [batch.id for batch in batches]
-            batches = batches[ids.index(after) + 1:] if after in ids else []
-        page = batches[:limit]
-        return json_response({"object": "list", "data": [b.to_json() for b in page],
-                              "first_id": page[0].id if page else None,
-                              "last_id": page[-1].id if page else None,
-                              "has_more": len(batches) > limit})
+        return openai_page(self._batches.newest_first(), request.query.get("after"), limit)
 
     async def cancel(self, request: web.Request) -> web.StreamResponse:
         """``POST /v1/batches/{batch_id}/cancel``: `cancelling` now, `cancelled` soon after.

@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 
 from ._errors import ApiError
-from ._http import json_response, stream_file
+from ._http import json_response, openai_page, stream_file
 from ._ids import new_id
 from ._openai_errors import invalid, missing, not_found
 from ._state import EmulatorState
@@ -197,15 +197,7 @@ class FileRoutes:
             raise invalid("order", f"Invalid value: '{order}'. Supported values are: 'asc' "
                                    "and 'desc'.")
         files = self._store.listed(query.get("purpose"), newest_first=order == "desc")
-        after = query.get("after")
-        if after is not None:
-            ids = [f.id for f in files]
-            files = files[ids.index(after) + 1:] if after in ids else []
-        page = files[:limit]
-        return json_response({"object": "list", "data": [f.to_json() for f in page],
-                              "first_id": page[0].id if page else None,
-                              "last_id": page[-1].id if page else None,
-                              "has_more": len(files) > limit})
+        return openai_page(files, query.get("after"), limit)
 
     async def retrieve(self, request: web.Request) -> web.StreamResponse:
         """``GET /v1/files/{file_id}``."""
