@@ -309,3 +309,24 @@ def test_batches_split_at_the_provider_limit(anthropic_client: anthropic.Anthrop
 
     assert all(f.result(timeout=60).content for f in [ask(i) for i in range(12)])
     assert requests_of(emulator)["POST /v1/messages/batches"] == 3
+
+
+def test_nested_sync_functions_wait_on_each_other(anthropic_client: anthropic.Anthropic,
+                                                  emulator: Emulator) -> None:
+    """A sync @deferrable may call others and wait on their futures: every level resolves."""
+
+    @defer(max_wait=0.1)
+    def label(review: str) -> str:
+        return text_of(anthropic_client.messages.create(**message_request(f"Sentiment: {review}")))
+
+    @defer(max_wait=0.1)
+    def compare(first: str, second: str) -> tuple[str, str]:
+        a, b = label(first), label(second)
+        return a.result(timeout=60), b.result(timeout=60)
+
+    outer = [compare("great", "awful"), compare("awful", "great")]
+    assert repr(outer[0]) == "<Deferred pending>"
+    assert [f.result(timeout=60) for f in outer] == [("positive", "negative"),
+                                                     ("negative", "positive")]
+    assert repr(outer[0]) == "<Deferred done>"
+    assert "POST /v1/messages" not in requests_of(emulator)

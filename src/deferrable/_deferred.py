@@ -17,5 +17,10 @@ class Deferred(Future[T]):
         return asyncio.wrap_future(self).__await__()
 
     def __repr__(self) -> str:
-        state = "pending" if not self.done() else "failed" if self.exception() else "done"
+        if not self.done():
+            state = "pending"
+        elif self.cancelled():
+            state = "canceled"
+        else:
+            state = "failed" if super().exception(timeout=0) else "done"
         return f"<Deferred {state}>"

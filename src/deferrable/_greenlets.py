@@ -51,16 +51,24 @@ class GreenletDeferred(Deferred[T]):
         self._ready = ready
 
     def result(self, timeout: float | None = None) -> T:
-        """The call's value, driving this thread's suspended deferrable calls meanwhile."""
-        if not self.done() and self._ready is _thread.ready:
-            drive_until(self, timeout)
+        """The call's value, driving this thread's suspended deferrable calls meanwhile
+        (inside another `@deferrable` call, that call suspends until this one is done)."""
+        self._advance(timeout)
         return super().result(timeout=0 if self.done() else timeout)
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
-        """The call's exception (or None), driving as `result()` does."""
-        if not self.done() and self._ready is _thread.ready:
-            drive_until(self, timeout)
+        """The call's exception (or None), waiting as `result()` does."""
+        self._advance(timeout)
         return super().exception(timeout=0 if self.done() else timeout)
+
+    def _advance(self, timeout: float | None) -> None:
+        if self.done() or self._ready is not _thread.ready:
+            return
+        current = greenlet.getcurrent()
+        if isinstance(current, _TaskGreenlet):
+            _suspend(current, self)
+        else:
+            drive_until(self, timeout)
 
 
 def start(function: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -85,13 +93,18 @@ def wait(future: Future[T]) -> T:
     """The value of `future`: suspends the current `@deferrable` greenlet until it is
     resolved, or blocks the thread when called outside one (e.g. in `with scope():`)."""
     current = greenlet.getcurrent()
-    if isinstance(current, _TaskGreenlet):
-        ready = current.ready
-        future.add_done_callback(lambda _: ready.put(current))
-        parent = current.parent
-        assert parent is not None, "a task greenlet always has the greenlet that started it"
-        parent.switch()
+    if isinstance(current, _TaskGreenlet) and not future.done():
+        _suspend(current, future)
     return future.result()
+
+
+def _suspend(task: _TaskGreenlet, future: Future[Any]) -> None:
+    """Switch away from `task` until `future` is done and a driver resumes it."""
+    ready = task.ready
+    future.add_done_callback(lambda _: ready.put(task))
+    parent = task.parent
+    assert parent is not None, "a task greenlet always has the greenlet that resumed it"
+    parent.switch()
 
 
 def drive_until(target: Future[Any], timeout: float | None) -> None:
@@ -106,4 +119,7 @@ def drive_until(target: Future[Any], timeout: float | None) -> None:
             task = ready.get(timeout=remaining)
         except queue.Empty:
             return
+        # Suspending or finishing returns to the parent: make that whoever resumes the
+        # task, which need not be the greenlet that started it (nested @deferrable calls).
+        task.parent = greenlet.getcurrent()
         task.switch()
