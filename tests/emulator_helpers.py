@@ -46,3 +46,8 @@ def message_request(text: str, **params: Any) -> dict[str, Any]:
     """Params of a small Messages request."""
     return {"model": "claude-haiku-4-5", "max_tokens": 64,
             "messages": [{"role": "user", "content": text}], **params}
+
+
+def chat_request(text: str, **params: Any) -> dict[str, Any]:
+    """Params of a small OpenAI Chat Completions request."""
+    return {"model": "gpt-6.2-sol", "messages": [{"role": "user", "content": text}], **params}

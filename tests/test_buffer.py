@@ -49,3 +49,28 @@ def test_groups_never_mix() -> None:
     assert buffer.due(now=5.0) == [["a"]]
     assert buffer.drain() == [["b"]]
     assert len(buffer) == 0
+
+
+UNITS = GroupLimits(max_requests=100, max_bytes=10_000, max_wait=5.0, max_units=10)
+
+
+def test_units_are_unlimited_by_default() -> None:
+    """Without max_units, any number of units never closes a group."""
+    buffer: Buffer[str] = Buffer()
+    assert buffer.add("g", "a", 1, LIMITS, now=0.0, units=1_000_000) == []
+    assert buffer.drain() == [["a"]]
+
+
+def test_units_close_a_group_before_it_would_overflow() -> None:
+    """A call that would push its group past max_units first closes the group as it is."""
+    buffer: Buffer[str] = Buffer()
+    assert buffer.add("g", "a", 1, UNITS, now=0.0, units=6) == []
+    assert buffer.add("g", "b", 1, UNITS, now=0.0, units=6) == [["a"]]
+    assert buffer.add("g", "c", 1, UNITS, now=0.0, units=4) == [["b", "c"]]
+    assert len(buffer) == 0
+
+
+def test_an_oversized_unit_count_travels_alone() -> None:
+    """A single call with more units than max_units becomes its own batch at once."""
+    buffer: Buffer[str] = Buffer()
+    assert buffer.add("g", "huge", 1, UNITS, now=0.0, units=50) == [["huge"]]

@@ -51,3 +51,16 @@ def test_unknown_options_fail_where_they_are_written() -> None:
         deferrable.deferrable(max_wiat=1)
     with pytest.raises(TypeError, match="max_wiat"):
         deferrable.configure(max_wiat=1)
+
+
+def test_boolean_options_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DEFERRABLE_DELETE_FILES reads true/false words; anything else names the variable."""
+    reset_defaults()
+    assert defaults().delete_files is True
+    reset_defaults()
+    monkeypatch.setenv("DEFERRABLE_DELETE_FILES", "False")
+    assert defaults().delete_files is False
+    reset_defaults()
+    monkeypatch.setenv("DEFERRABLE_DELETE_FILES", "maybe")
+    with pytest.raises(ValueError, match="DEFERRABLE_DELETE_FILES"):
+        defaults()

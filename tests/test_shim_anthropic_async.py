@@ -4,6 +4,7 @@ judging (the sync twin is test_shim_anthropic_sync)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 from collections.abc import AsyncIterator, Awaitable
@@ -19,7 +20,7 @@ from anthropic.types.beta import BetaMessage
 import deferrable
 from deferrable import BatchCanceledError, BatchExpiredError, DeferrableError, MissingResultError
 from deferrable import deferrable as defer
-from deferrable.emulator import Emulator
+from deferrable.emulator import Emulator, Quirks
 from deferrable.providers.anthropic import AnthropicTarget
 from tests.conftest import DUMMY_KEY
 from tests.emulator_helpers import message_request, until
@@ -34,6 +35,14 @@ async def client(emulator: Emulator) -> AsyncIterator[anthropic.AsyncAnthropic]:
 
 async def _nonempty(items: Awaitable[list[str]]) -> bool:
     return bool(await items)
+
+
+@contextlib.asynccontextmanager
+async def emulated_with(quirks: Quirks) -> AsyncIterator[tuple[Emulator, anthropic.AsyncAnthropic]]:
+    """An emulator with `quirks` and an async client pointed at it."""
+    with Emulator(quirks=quirks) as emu:
+        async with anthropic.AsyncAnthropic(api_key=DUMMY_KEY, base_url=emu.url) as client:
+            yield emu, client
 
 
 def requests_of(emulator: Emulator) -> dict[str, int]:
@@ -290,3 +299,21 @@ async def test_batches_split_at_the_provider_limit(client: anthropic.AsyncAnthro
         await asyncio.gather(*(client.messages.create(**message_request(str(i)))
                                for i in range(12)))
     assert requests_of(emulator)["POST /v1/messages/batches"] == 3
+
+
+@pytest.mark.asyncio
+async def test_a_request_that_sinks_its_batch_fails_alone() -> None:
+    """When the provider rejects a whole batch over one request, only that call fails."""
+    async with emulated_with(Quirks(anthropic_batch_param_errors="reject")) as (emu, client), \
+            deferrable.scope(max_wait=0.2):
+        outcomes = await asyncio.gather(
+            client.messages.create(**message_request("sentiment: great")),
+            client.messages.create(**message_request("hot"), extra_body={"temperature": 1}),
+            client.messages.create(**message_request("sentiment: awful")),
+            return_exceptions=True)
+    good, bad, also_good = outcomes
+    assert isinstance(good, Message)
+    assert isinstance(also_good, Message)
+    assert isinstance(bad, anthropic.BadRequestError)
+    assert "temperature" in bad.message
+    assert emu.stats()["batches"]["anthropic_batches"] == 1

@@ -25,7 +25,7 @@ from deferrable import (
 from deferrable import (
     deferrable as defer,
 )
-from deferrable.emulator import Emulator
+from deferrable.emulator import Emulator, Quirks
 from deferrable.providers.anthropic import AnthropicTarget
 from tests.conftest import DUMMY_KEY
 from tests.emulator_helpers import message_request, wait_until
@@ -330,3 +330,22 @@ def test_nested_sync_functions_wait_on_each_other(anthropic_client: anthropic.An
                                                      ("negative", "positive")]
     assert repr(outer[0]) == "<Deferred done>"
     assert "POST /v1/messages" not in requests_of(emulator)
+
+
+def test_a_request_that_sinks_its_batch_fails_alone() -> None:
+    """When the provider rejects a whole batch over one request, only that call fails."""
+    with Emulator(quirks=Quirks(anthropic_batch_param_errors="reject")) as emu, \
+            anthropic.Anthropic(api_key=DUMMY_KEY, base_url=emu.url) as client:
+
+        @defer(max_wait=0.2)
+        def ask(text: str, extra: dict[str, Any]) -> Message:
+            return client.messages.create(**message_request(text), extra_body=extra)
+
+        futures = [ask("sentiment: great", {}), ask("hot", {"temperature": 1}),
+                   ask("sentiment: awful", {})]
+        good, bad, also_good = (f.exception(timeout=60) for f in futures)
+        assert good is None
+        assert also_good is None
+        assert isinstance(bad, anthropic.BadRequestError)
+        assert "temperature" in bad.message
+        assert emu.stats()["batches"]["anthropic_batches"] == 1

@@ -14,6 +14,7 @@ from ._errors import (
     BatchCanceledError,
     BatchExpiredError,
     BatchSubmissionError,
+    BatchValidationError,
     DeferrableError,
     MissingResultError,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "BatchCanceledError",
     "BatchExpiredError",
     "BatchSubmissionError",
+    "BatchValidationError",
     "DeferrableError",
     "Deferred",
     "MissingResultError",

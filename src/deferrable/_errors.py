@@ -22,3 +22,14 @@ class MissingResultError(DeferrableError):
 
 class BatchSubmissionError(DeferrableError):
     """The batch holding the request could not be created or followed to its end."""
+
+
+class BatchValidationError(DeferrableError):
+    """The provider refused the request's batch as a whole while validating it (an OpenAI
+    batch that ends `failed`). `code` and `line` name the problem when the provider
+    blamed this request's line; otherwise the message is the batch's."""
+
+    def __init__(self, message: str, *, code: str | None = None, line: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.line = line

@@ -29,6 +29,9 @@ class Options:
     """Seconds a call may wait for its batch; None waits as long as the provider does (24 h)."""
     store: str | None = None
     """Journal location (the durable journal is a later release)."""
+    delete_files: bool = True
+    """Delete the files a batch leaves at the provider (OpenAI's input, output and error
+    files) once its results are read; False keeps them for inspection."""
 
     def replace(self, **changes: Any) -> Options:
         """A copy with `changes`; unknown names are a TypeError naming them.
@@ -98,7 +101,9 @@ def _from_environment(environ: Any) -> dict[str, Any]:
             continue
         kind = str(field.type)
         try:
-            if "int" in kind and "float" not in kind:
+            if kind == "bool":
+                values[field.name] = _boolean(raw)
+            elif "int" in kind and "float" not in kind:
                 values[field.name] = int(raw)
             elif "float" in kind:
                 values[field.name] = float(raw)
@@ -108,3 +113,13 @@ def _from_environment(environ: Any) -> dict[str, Any]:
             raise ValueError(f"DEFERRABLE_{field.name.upper()}={raw!r} is not a valid "
                              f"{kind}") from None
     return values
+
+
+def _boolean(raw: str) -> bool:
+    """`1/true/yes/on` or `0/false/no/off`, any case; anything else is a ValueError."""
+    word = raw.strip().lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)

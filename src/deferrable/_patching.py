@@ -7,10 +7,11 @@ then owns, or names the reason it must go live (logged once per reason).
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,27 +20,55 @@ import wrapt
 from . import _greenlets
 from ._scope import active_options
 from .engine import engine
-from .providers import anthropic as anthropic_provider
+from .providers._deferral import Deferral
 
 log = logging.getLogger("deferrable")
 Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
+Prepare = Callable[[object, Mapping[str, Any]], "Deferral | str"]
+"""A provider adapter's decision for one call: (SDK client, kwargs) -> deferral or reason."""
 
 
 @dataclass(frozen=True)
 class PatchTarget:
-    """One SDK method to patch."""
+    """One SDK method to patch, and the provider adapter (a module of
+    `deferrable.providers` with a `prepare()`) that decides its calls, with the keyword
+    arguments that adapter needs for this method."""
 
     module: str
     name: str
     is_async: bool
-    beta: bool
+    provider: str
+    arguments: tuple[tuple[str, Any], ...] = ()
+
+    def prepare(self) -> Prepare:
+        """The adapter's `prepare`, bound to this method's arguments."""
+        adapter = importlib.import_module(f"{__package__}.providers.{self.provider}")
+        return functools.partial(adapter.prepare, **dict(self.arguments))
 
 
+_CHAT = "openai.resources.chat.completions.completions"
+_RESPONSES = "openai.resources.responses.responses"
+_EMBEDDINGS = "openai.resources.embeddings"
 TARGETS = (
-    PatchTarget("anthropic.resources.messages.messages", "Messages.create", False, False),
-    PatchTarget("anthropic.resources.messages.messages", "AsyncMessages.create", True, False),
-    PatchTarget("anthropic.resources.beta.messages.messages", "Messages.create", False, True),
-    PatchTarget("anthropic.resources.beta.messages.messages", "AsyncMessages.create", True, True),
+    PatchTarget("anthropic.resources.messages.messages", "Messages.create", False,
+                "anthropic", (("beta", False),)),
+    PatchTarget("anthropic.resources.messages.messages", "AsyncMessages.create", True,
+                "anthropic", (("beta", False),)),
+    PatchTarget("anthropic.resources.beta.messages.messages", "Messages.create", False,
+                "anthropic", (("beta", True),)),
+    PatchTarget("anthropic.resources.beta.messages.messages", "AsyncMessages.create", True,
+                "anthropic", (("beta", True),)),
+    PatchTarget(_CHAT, "Completions.create", False, "openai",
+                (("endpoint", "/v1/chat/completions"),)),
+    PatchTarget(_CHAT, "AsyncCompletions.create", True, "openai",
+                (("endpoint", "/v1/chat/completions"),)),
+    PatchTarget(_RESPONSES, "Responses.create", False, "openai", (("endpoint", "/v1/responses"),)),
+    PatchTarget(_RESPONSES, "AsyncResponses.create", True, "openai",
+                (("endpoint", "/v1/responses"),)),
+    PatchTarget(_EMBEDDINGS, "Embeddings.create", False, "openai",
+                (("endpoint", "/v1/embeddings"),)),
+    PatchTarget(_EMBEDDINGS, "AsyncEmbeddings.create", True, "openai",
+                (("endpoint", "/v1/embeddings"),)),
 )
 
 _lock = threading.Lock()
@@ -60,7 +89,7 @@ def patch() -> None:
             original = owner.__dict__.get(method, getattr(owner, method))
             had_own = method in owner.__dict__
             factory = _async_wrapper if target.is_async else _sync_wrapper
-            wrapt.wrap_function_wrapper(target.module, target.name, factory(target.beta))
+            wrapt.wrap_function_wrapper(target.module, target.name, factory(target.prepare()))
             _installed[target] = (owner, method, original, had_own)
 
 
@@ -84,29 +113,30 @@ def is_patched() -> bool:
     return bool(_installed)
 
 
-def _sync_wrapper(beta: bool) -> Wrapper:
+def _sync_wrapper(prepare: Prepare) -> Wrapper:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...],
                 kwargs: dict[str, Any]) -> Any:
         options = active_options()
         if options is None or args:
             return wrapped(*args, **kwargs)
-        decision = anthropic_provider.prepare(instance._client, kwargs, beta=beta)
+        decision = prepare(instance._client, kwargs)
         if isinstance(decision, str):
             _warn_live(decision)
             return wrapped(*args, **kwargs)
-        future = engine().submit(decision.target, decision.params, decision.size, options)
+        future = engine().submit(decision.target, decision.params, decision.size, options,
+                                 decision.units)
         return _greenlets.wait(future)
 
     return wrapper
 
 
-def _async_wrapper(beta: bool) -> Wrapper:
+def _async_wrapper(prepare: Prepare) -> Wrapper:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...],
                 kwargs: dict[str, Any]) -> Awaitable[Any]:
         options = active_options()
         if options is None or args:
             return wrapped(*args, **kwargs)  # type: ignore[no-any-return]
-        decision = anthropic_provider.prepare(instance._client, kwargs, beta=beta)
+        decision = prepare(instance._client, kwargs)
         if isinstance(decision, str):
             _warn_live(decision)
             return wrapped(*args, **kwargs)  # type: ignore[no-any-return]
@@ -115,7 +145,7 @@ def _async_wrapper(beta: bool) -> Wrapper:
             # Submitted when the coroutine runs, so that it may be created before its loop
             # exists, as in ``asyncio.run(client.messages.create(...))``.
             return await engine().submit_async(decision.target, decision.params,
-                                               decision.size, options)
+                                               decision.size, options, decision.units)
 
         return deferred()
 

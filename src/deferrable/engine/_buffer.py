@@ -1,8 +1,9 @@
 """The engine's decisions, free of I/O: which buffered calls form a batch, and when.
 
 Calls are buffered per group (provider, client identity, endpoint, ...). A group becomes
-a batch when it reaches its request count or byte size, or when its oldest call has
-waited `max_wait`. Nothing here sleeps, sends or reads a clock: the caller passes `now`,
+a batch when it reaches its request count, byte size or unit count (a provider's own
+measure, such as OpenAI's embedding inputs), or when its oldest call has waited
+`max_wait`. Nothing here sleeps, sends or reads a clock: the caller passes `now`,
 so the policy is tested without a network and driven from any runtime.
 """
 
@@ -22,6 +23,8 @@ class GroupLimits:
     max_requests: int
     max_bytes: int
     max_wait: float
+    max_units: int | None = None
+    """Units (a provider-defined count per call) per batch; None is unlimited."""
 
 
 @dataclass
@@ -29,6 +32,7 @@ class _Group(Generic[Item]):
     limits: GroupLimits
     items: list[Item] = field(default_factory=list)
     size: int = 0
+    units: int = 0
     oldest: float = 0.0
 
 
@@ -39,23 +43,26 @@ class Buffer(Generic[Item]):
         self._groups: dict[Hashable, _Group[Item]] = {}
 
     def add(self, key: Hashable, item: Item, size: int, limits: GroupLimits,
-            now: float) -> list[list[Item]]:
-        """Buffer `item` of `size` bytes; returns the batches this addition completes.
+            now: float, units: int = 1) -> list[list[Item]]:
+        """Buffer `item` of `size` bytes and `units` units; returns the batches this
+        addition completes.
 
-        A call that would push its group over `max_bytes` first closes the group as it
-        is, so no batch is ever over either limit (a single call larger than the limit
-        still travels alone, and the provider answers it).
+        A call that would push its group over `max_bytes` or `max_units` first closes the
+        group as it is, so no batch is ever over a limit (a single call larger than the
+        limit still travels alone, and the provider answers it).
         """
         ready: list[list[Item]] = []
         group = self._groups.get(key)
-        if group is not None and group.items and group.size + size > limits.max_bytes:
+        if group is not None and group.items and _overflows(group, size, units, limits):
             ready.append(self._close(key))
             group = None
         if group is None:
             group = self._groups[key] = _Group(limits=limits, oldest=now)
         group.items.append(item)
         group.size += size
-        if len(group.items) >= limits.max_requests or group.size >= limits.max_bytes:
+        group.units += units
+        if (len(group.items) >= limits.max_requests or group.size >= limits.max_bytes
+                or (limits.max_units is not None and group.units >= limits.max_units)):
             ready.append(self._close(key))
         return ready
 
@@ -78,3 +85,10 @@ class Buffer(Generic[Item]):
 
     def _close(self, key: Hashable) -> list[Item]:
         return self._groups.pop(key).items
+
+
+def _overflows(group: _Group[Item], size: int, units: int, limits: GroupLimits) -> bool:
+    """Whether adding a call of `size` bytes and `units` units would pass a limit."""
+    if group.size + size > limits.max_bytes:
+        return True
+    return limits.max_units is not None and group.units + units > limits.max_units

@@ -10,7 +10,9 @@ client, in worker threads.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
+import contextlib
 import logging
 import random
 import threading
@@ -40,6 +42,7 @@ _INBOX_DELAY = 0.01
 burst instead of one per call keeps the engine thread from contending for the GIL."""
 _RESULT_READ_ATTEMPTS = 3
 _SETTLE_CHUNK = 512
+_EXIT_GRACE = 10.0
 _POLL_FAILURES_TOLERATED = 8
 
 
@@ -59,6 +62,10 @@ class Target(Protocol):
     def max_bytes(self) -> int:
         """The provider's limit of bytes per batch."""
 
+    @property
+    def max_units(self) -> int | None:
+        """The provider's limit of units (its own per-call count) per batch, if any."""
+
     def submit(self, requests: list[tuple[str, Any]]) -> str:
         """Create a batch of (custom_id, body) requests; returns its id."""
 
@@ -67,6 +74,20 @@ class Target(Protocol):
 
     def results(self, batch_id: str) -> Iterator[tuple[str, Outcome]]:
         """Stream the ended batch's results as (custom_id, outcome)."""
+
+    def discard(self, batch_id: str) -> None:
+        """Delete what the batch left at the provider (e.g. files) once its results are
+        read; called only when the `delete_files` option holds."""
+
+
+class RequestRejectedError(Exception):
+    """Raised by `Target.submit` when the provider refused the whole batch because of one
+    request: the engine fails that call with `error` and submits the rest again."""
+
+    def __init__(self, custom_id: str, error: BaseException) -> None:
+        super().__init__(f"request {custom_id} rejected: {error}")
+        self.custom_id = custom_id
+        self.error = error
 
 
 @dataclass(eq=False)
@@ -85,33 +106,36 @@ class Engine:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._inbox: deque[tuple[Call, int]] = deque()
+        self._inbox: deque[tuple[Call, int, int]] = deque()
         self._wake_scheduled = False
         self._buffer: Buffer[Call] = Buffer()
         self._timer: asyncio.TimerHandle | None = None
         self._throttler: Throttler | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._cleanups: set[asyncio.Task[None]] = set()
         self._sequence = 0
 
     # -- any thread ------------------------------------------------------------------
 
-    def submit(self, target: Target, body: Any, size: int, options: Options) -> Deferred[Any]:
-        """Buffer one call; the returned future resolves when its batch's result arrives."""
+    def submit(self, target: Target, body: Any, size: int, options: Options,
+               units: int = 1) -> Deferred[Any]:
+        """Buffer one call of `size` bytes and `units` units (see `Target.max_units`); the
+        returned future resolves when its batch's result arrives."""
         future: Deferred[Any] = Deferred()
-        self._enqueue(Call(target, body, future, options), size)
+        self._enqueue(Call(target, body, future, options), size, units)
         return future
 
-    def submit_async(self, target: Target, body: Any, size: int,
-                     options: Options) -> asyncio.Future[Any]:
+    def submit_async(self, target: Target, body: Any, size: int, options: Options,
+                     units: int = 1) -> asyncio.Future[Any]:
         """`submit()` for a coroutine: the future belongs to the caller's running loop."""
         future = asyncio.get_running_loop().create_future()
-        self._enqueue(Call(target, body, future, options), size)
+        self._enqueue(Call(target, body, future, options), size, units)
         return future
 
-    def _enqueue(self, call: Call, size: int) -> None:
+    def _enqueue(self, call: Call, size: int, units: int) -> None:
         loop = self._running_loop()
         with self._lock:
-            self._inbox.append((call, size))
+            self._inbox.append((call, size, units))
             wake = not self._wake_scheduled
             self._wake_scheduled = True
         if wake:
@@ -155,6 +179,7 @@ class Engine:
             max_workers=16, thread_name_prefix="deferrable-io"))
         self._loop = loop
         self._throttler = Throttler(rate_limit=_BATCH_CALLS_PER_SECOND, period=1.0)
+        atexit.register(self._finish_cleanups)
         ready.set()
         loop.run_forever()
 
@@ -166,12 +191,13 @@ class Engine:
             self._inbox.clear()
             self._wake_scheduled = False
         now = time.monotonic()
-        for call, size in entries:
+        for call, size, units in entries:
             limits = GroupLimits(
                 max_requests=max(1, min(call.options.max_batch_size, call.target.max_requests)),
                 max_bytes=max(1, min(call.options.max_batch_bytes, call.target.max_bytes)),
-                max_wait=call.options.max_wait)
-            for batch in self._buffer.add((call.target.key, call.options), call, size, limits, now):
+                max_wait=call.options.max_wait, max_units=call.target.max_units)
+            for batch in self._buffer.add((call.target.key, call.options), call, size, limits,
+                                          now, units):
                 self._launch(batch)
         self._rearm_timer()
 
@@ -203,12 +229,8 @@ class Engine:
         for call in calls:
             self._sequence += 1
             pending[f"call-{self._sequence}"] = call
-        try:
-            batch_id = await self._io(target.submit, [(cid, c.body) for cid, c in pending.items()])
-        except BaseException as error:
-            _fail(pending.values(), error)
-            if not isinstance(error, Exception):
-                raise
+        batch_id = await self._submit(target, pending)
+        if batch_id is None:
             return
         log.debug("submitted batch %s with %d requests", batch_id, len(pending))
         try:
@@ -220,6 +242,49 @@ class Engine:
             return
         _fail(pending.values(), MissingResultError(
             f"batch {batch_id} ended without a result for this request"))
+        if options.delete_files:
+            assert self._loop is not None
+            cleanup = self._loop.create_task(self._discard(target, batch_id))
+            self._cleanups.add(cleanup)
+            cleanup.add_done_callback(self._cleanups.discard)
+
+    async def _discard(self, target: Target, batch_id: str) -> None:
+        try:
+            await self._io(target.discard, batch_id)
+        except Exception as error:
+            log.warning("deleting the files of batch %s failed: %r", batch_id, error)
+
+    def _finish_cleanups(self) -> None:
+        """At interpreter exit: give pending file deletions up to `_EXIT_GRACE` seconds."""
+        loop, cleanups = self._loop, list(self._cleanups)
+        if loop is None or not cleanups or loop.is_closed():
+            return
+
+        async def finish() -> None:
+            await asyncio.wait(cleanups, timeout=_EXIT_GRACE)
+
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(finish(), loop).result(_EXIT_GRACE + 1)
+
+    async def _submit(self, target: Target, pending: dict[str, Call]) -> str | None:
+        """Create the batch; a request the provider rejects fails alone and the rest go
+        again. Returns the batch id, or None when no call is left to submit."""
+        while pending:
+            try:
+                return await self._io(target.submit,
+                                      [(cid, call.body) for cid, call in pending.items()])
+            except RequestRejectedError as rejected:
+                culprit = pending.pop(rejected.custom_id, None)
+                if culprit is None:
+                    _fail(pending.values(), rejected.error)
+                    return None
+                _fail([culprit], rejected.error)
+            except BaseException as error:
+                _fail(pending.values(), error)
+                if not isinstance(error, Exception):
+                    raise
+                return None
+        return None
 
     async def _wait_for_end(self, target: Target, batch_id: str, options: Options) -> None:
         delay = options.poll_interval

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 from collections.abc import Hashable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import anthropic
@@ -16,7 +16,8 @@ from anthropic._constants import RAW_RESPONSE_HEADER
 from anthropic._types import NotGiven, Omit
 
 from .._errors import BatchCanceledError, BatchExpiredError
-from ..engine import Outcome
+from ..engine import Outcome, RequestRejectedError
+from ._deferral import Deferral
 
 MAX_REQUESTS = 100_000
 MAX_BYTES = 256 * 1024 * 1024
@@ -32,15 +33,7 @@ STATUS_BY_ERROR_TYPE = {
     "timeout_error": 504, "overloaded_error": 529,
 }
 _LINE_OVERHEAD = 64
-
-
-@dataclass(frozen=True)
-class Deferral:
-    """A call the batch API can serve: where it goes, its batch params, their size."""
-
-    target: AnthropicTarget
-    params: dict[str, Any]
-    size: int
+_REJECTED_REQUEST = re.compile(r"\brequests\.(\d+)\.")
 
 
 def prepare(client: object, kwargs: Mapping[str, Any], *, beta: bool) -> Deferral | str:
@@ -78,6 +71,7 @@ class AnthropicTarget:
 
     max_requests = MAX_REQUESTS
     max_bytes = MAX_BYTES
+    max_units: int | None = None
 
     def __init__(self, key: Hashable, client: anthropic.Anthropic, *, beta: bool,
                  betas: tuple[str, ...], headers: tuple[tuple[str, str], ...]) -> None:
@@ -88,15 +82,21 @@ class AnthropicTarget:
         self._headers = dict(headers)
 
     def submit(self, requests: list[tuple[str, Any]]) -> str:
-        """Create the batch; returns its id."""
+        """Create the batch; returns its id. A 400 naming one request (``requests.N...``)
+        becomes `RequestRejectedError`, so that the other requests still go."""
         body = [{"custom_id": custom_id, "params": params} for custom_id, params in requests]
-        if self._beta:
-            beta_batch = self._client.beta.messages.batches.create(
-                requests=body, betas=self._betas, extra_headers=self._headers)  # type: ignore[arg-type]
-            return beta_batch.id
-        batch = self._client.messages.batches.create(
-            requests=body, extra_headers=self._headers)  # type: ignore[arg-type]
-        return batch.id
+        try:
+            if self._beta:
+                return self._client.beta.messages.batches.create(
+                    requests=body, betas=self._betas,  # type: ignore[arg-type]
+                    extra_headers=self._headers).id
+            return self._client.messages.batches.create(
+                requests=body, extra_headers=self._headers).id  # type: ignore[arg-type]
+        except anthropic.BadRequestError as error:
+            culprit = _REJECTED_REQUEST.search(error.message)
+            if culprit is None or int(culprit.group(1)) >= len(requests):
+                raise
+            raise RequestRejectedError(requests[int(culprit.group(1))][0], error) from error
 
     def poll(self, batch_id: str) -> bool:
         """Whether the batch has ended."""
@@ -118,6 +118,9 @@ class AnthropicTarget:
                 batch_id, extra_headers=self._headers))
         for line in lines:
             yield line.custom_id, self._outcome(line.result)
+
+    def discard(self, batch_id: str) -> None:
+        """Nothing to delete: a Message Batch keeps no files (its results expire)."""
 
     def _outcome(self, result: Any) -> Outcome:
         if result.type == "succeeded":
@@ -158,9 +161,8 @@ def _target(client: anthropic.Anthropic | anthropic.AsyncAnthropic, *, beta: boo
 
 
 def _blocking_client(client: anthropic.Anthropic | anthropic.AsyncAnthropic) -> anthropic.Anthropic:
-    """A sync client with the same identity, for the engine's worker threads."""
-    if isinstance(client, anthropic.Anthropic):
-        return client
+    """A sync client of the same identity, owned by the engine: the caller may close theirs
+    while batches are still in flight. (A custom `http_client` is not carried over.)"""
     return anthropic.Anthropic(
         api_key=client.api_key, auth_token=client.auth_token, base_url=client.base_url,
         default_headers=client._custom_headers, default_query=client._custom_query,

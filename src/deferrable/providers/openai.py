@@ -1,0 +1,302 @@
+"""OpenAI: which `chat.completions` / `responses` / `embeddings` calls a Batch can serve,
+the JSONL line each becomes (uploaded through Files), and each output or error line turned
+back into what the live call returns or raises."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import secrets
+import tempfile
+import threading
+from collections.abc import Hashable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx2
+import openai
+from openai._base_client import _merge_mappings
+from openai._constants import RAW_RESPONSE_HEADER
+from openai._models import add_request_id
+from openai._types import NotGiven, Omit, omit
+from openai._utils import maybe_transform
+from openai._utils._json import openapi_dumps
+from openai.lib._chat_completion_resources import validate_response_format
+from openai.lib._parsing._embeddings import parse_embedding_response, prepare_embedding_request
+from openai.types import CreateEmbeddingResponse, embedding_create_params
+from openai.types.chat import ChatCompletion, completion_create_params
+from openai.types.responses import Response, response_create_params
+
+from .._errors import BatchCanceledError, BatchExpiredError, BatchValidationError, DeferrableError
+from ..engine import Outcome
+from ._deferral import Deferral
+
+CHAT = "/v1/chat/completions"
+RESPONSES = "/v1/responses"
+EMBEDDINGS = "/v1/embeddings"
+MAX_REQUESTS = 50_000
+MAX_BYTES = 200 * 1024 * 1024
+MAX_EMBEDDING_INPUTS = 50_000
+ENDED = frozenset({"completed", "failed", "expired", "cancelled"})
+FIRST_PARTY = (openai.OpenAI, openai.AsyncOpenAI)
+TAG_KEY = "deferrable"
+"""The batch metadata key whose value names the batch for deferrable (its journal)."""
+_NOT_BODY = frozenset({"extra_headers", "extra_query", "extra_body", "timeout"})
+_LINE_OVERHEAD = 64
+
+
+@dataclass(frozen=True)
+class _Endpoint:
+    """How the SDK builds one endpoint's body and parses its answer."""
+
+    params: Any
+    cast_to: type[openai.BaseModel]
+
+
+_ENDPOINTS = {
+    CHAT: _Endpoint(completion_create_params.CompletionCreateParamsNonStreaming, ChatCompletion),
+    RESPONSES: _Endpoint(response_create_params.ResponseCreateParamsNonStreaming, Response),
+    EMBEDDINGS: _Endpoint(embedding_create_params.EmbeddingCreateParams, CreateEmbeddingResponse),
+}
+
+
+def prepare(client: object, kwargs: Mapping[str, Any], endpoint: str) -> Deferral | str:
+    """The deferral of a `create(**kwargs)` call to `endpoint` (e.g. ``/v1/embeddings``),
+    or why it must go live."""
+    if type(client) not in FIRST_PARTY:
+        return f"{type(client).__name__} is not a first-party OpenAI client"
+    assert isinstance(client, (openai.OpenAI, openai.AsyncOpenAI))
+    if client._provider is not None:
+        return "an OpenAI client configured with a provider is not first-party"
+    headers = {k.lower(): str(v) for k, v in (kwargs.get("extra_headers") or {}).items()
+               if _given(v)}
+    if RAW_RESPONSE_HEADER.lower() in headers:
+        return "with_raw_response / with_streaming_response need the live HTTP response"
+    stream = kwargs.get("stream")
+    if _given(stream) and stream:
+        return "stream=True needs a live connection"
+    if kwargs.get("extra_query"):
+        return "extra_query cannot travel in a batch line"
+    if isinstance(client, openai.AsyncOpenAI) and (
+            client._api_key_provider is not None or client.workload_identity is not None):
+        return "an AsyncOpenAI client with refreshed credentials cannot lend them to a batch"
+    body, decode = _body(endpoint, kwargs)
+    model = body.get("model")
+    units = _input_count(body.get("input")) if endpoint == EMBEDDINGS else 1
+    size = len(openapi_dumps(body)) + len(endpoint) + _LINE_OVERHEAD
+    target = _target(client, endpoint=endpoint, model=model if isinstance(model, str) else None,
+                     decode=decode, headers=tuple(sorted(headers.items())))
+    return Deferral(target, body, size, units)
+
+
+def _body(endpoint: str, kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+    """The JSON body the live call sends, and whether its embeddings come back decoded
+    from base64 (the SDK asks for base64 when the caller named no encoding)."""
+    given: dict[str, Any] = {k: v for k, v in kwargs.items() if k not in _NOT_BODY}
+    decode = False
+    if endpoint == CHAT:
+        validate_response_format(given.get("response_format"))
+    elif endpoint == EMBEDDINGS:
+        encoding = given.get("encoding_format", omit)
+        decode = not _given(encoding)
+        prepared = prepare_embedding_request(None, given, encoding_format=encoding).body
+        assert isinstance(prepared, dict)
+        given = prepared
+    body: dict[str, Any] = maybe_transform(given, _ENDPOINTS[endpoint].params) or {}
+    extra_body = kwargs.get("extra_body")
+    if isinstance(extra_body, Mapping):
+        body = _merge_mappings(body, extra_body)
+    return body, decode
+
+
+class OpenAITarget:
+    """Batches of one client identity, endpoint and model (a batch file holds one model).
+
+    Embeddings the SDK asked for in base64 on its own (the caller named no encoding) come
+    back decoded to floats, as the live call returns them: such calls get a target of
+    their own, since nothing in the batch line tells them apart.
+    """
+
+    max_requests = MAX_REQUESTS
+    max_bytes = MAX_BYTES
+
+    def __init__(self, key: Hashable, client: openai.OpenAI, *, endpoint: str, decode: bool,
+                 headers: tuple[tuple[str, str], ...]) -> None:
+        self.key = key
+        self._client = client
+        self._endpoint = endpoint
+        self._spec = _ENDPOINTS[endpoint]
+        self._decode = decode
+        self._headers = dict(headers)
+        self.max_units: int | None = MAX_EMBEDDING_INPUTS if endpoint == EMBEDDINGS else None
+
+    def submit(self, requests: list[tuple[str, Any]]) -> str:
+        """Upload the JSONL input (from a private temporary file) and create the batch,
+        tagged in its metadata; returns its id."""
+        tag = secrets.token_hex(12)
+        with tempfile.TemporaryFile() as handle:
+            for custom_id, body in requests:
+                handle.write(openapi_dumps({"custom_id": custom_id, "method": "POST",
+                                            "url": self._endpoint, "body": body}) + b"\n")
+            handle.seek(0)
+            uploaded = self._client.files.create(file=(f"deferrable-{tag}.jsonl", handle),
+                                                 purpose="batch", extra_headers=self._headers)
+        try:
+            batch = self._client.batches.create(
+                input_file_id=uploaded.id, endpoint=self._endpoint,  # type: ignore[arg-type]
+                completion_window="24h", metadata={TAG_KEY: tag}, extra_headers=self._headers)
+        except openai.APIStatusError:
+            self._delete(uploaded.id)
+            raise
+        return batch.id
+
+    def poll(self, batch_id: str) -> bool:
+        """Whether the batch has ended (completed, failed, expired or cancelled)."""
+        return self._retrieve(batch_id).status in ENDED
+
+    def results(self, batch_id: str) -> Iterator[tuple[str, Outcome]]:
+        """Each line of the output and error files as (custom_id, (value, error)); for a
+        batch that failed validation, every request of its input with that failure."""
+        batch = self._retrieve(batch_id)
+        if batch.status == "failed":
+            yield from self._validation_failures(batch)
+            return
+        for file_id in (batch.output_file_id, batch.error_file_id):
+            if file_id is None:
+                continue
+            for line in self._lines(file_id):
+                yield line["custom_id"], self._outcome(line, batch.status)
+
+    def discard(self, batch_id: str) -> None:
+        """Delete the batch's input, output and error files."""
+        batch = self._retrieve(batch_id)
+        for file_id in (batch.input_file_id, batch.output_file_id, batch.error_file_id):
+            if file_id is not None:
+                self._delete(file_id)
+
+    def _outcome(self, line: Mapping[str, Any], status: str) -> Outcome:
+        response = line.get("response")
+        if response is not None:
+            code = int(response.get("status_code") or 500)
+            request_id = response.get("request_id")
+            if 200 <= code < 300:
+                return self.value(response.get("body"), request_id), None
+            return None, self.status_error(code, response.get("body"), request_id)
+        error = line.get("error") or {}
+        reason = f"{error.get('code')}: {error.get('message')}"
+        if error.get("code") == "batch_expired" or status == "expired":
+            return None, BatchExpiredError(f"the request's batch expired before it ran ({reason})")
+        if status in ("cancelled", "cancelling"):
+            return None, BatchCanceledError(f"the request's batch was cancelled before it ran "
+                                            f"({reason})")
+        return None, DeferrableError(f"the batch could not run the request ({reason})")
+
+    def value(self, body: object, request_id: str | None) -> openai.BaseModel:
+        """The object the live call returns for this response body, built as the SDK
+        builds it (embeddings decoded from base64 when the live call would decode them)."""
+        response = self._response(200, body, request_id)
+        value = self._client._process_response_data(data=body, cast_to=self._spec.cast_to,
+                                                    response=response)
+        if self._decode and isinstance(value, CreateEmbeddingResponse):
+            value = parse_embedding_response(value, encoding_format=omit)
+        add_request_id(value, request_id)
+        return value
+
+    def status_error(self, status: int, body: object,
+                     request_id: str | None) -> openai.APIStatusError:
+        """The exception the live call raises for this status and error body."""
+        return self._client._make_status_error_from_response(
+            self._response(status, body, request_id))
+
+    def _response(self, status: int, body: object, request_id: str | None) -> httpx2.Response:
+        url = str(self._client.base_url).rstrip("/") + self._endpoint.removeprefix("/v1")
+        headers = {"x-request-id": request_id} if request_id else {}
+        return httpx2.Response(status, headers=headers, json=body,
+                               request=httpx2.Request("POST", url))
+
+    def _validation_failures(self, batch: openai.types.Batch) -> Iterator[tuple[str, Outcome]]:
+        """Fail each request of a `failed` batch: with its own error when a line names it,
+        else with the batch's."""
+        found = list(batch.errors.data or []) if batch.errors is not None else []
+        by_line = {error.line: error for error in found if error.line is not None}
+        summary = "; ".join(f"{e.code}: {e.message}" for e in found) or "no reason given"
+        for number, line in enumerate(self._lines(batch.input_file_id), 1):
+            error = by_line.get(number)
+            if error is None:
+                failure = BatchValidationError(f"batch {batch.id} failed validation: {summary}")
+            else:
+                failure = BatchValidationError(
+                    f"batch {batch.id} failed validation: {error.code} at line {number}: "
+                    f"{error.message}", code=error.code, line=number)
+            yield line["custom_id"], (None, failure)
+
+    def _lines(self, file_id: str) -> Iterator[dict[str, Any]]:
+        """A JSONL file's lines, streamed."""
+        with self._client.files.with_streaming_response.content(
+                file_id, extra_headers=self._headers) as response:
+            for text in response.iter_lines():
+                if text.strip():
+                    yield json.loads(text)
+
+    def _retrieve(self, batch_id: str) -> openai.types.Batch:
+        return self._client.batches.retrieve(batch_id, extra_headers=self._headers)
+
+    def _delete(self, file_id: str) -> None:
+        with contextlib.suppress(openai.NotFoundError):
+            self._client.files.delete(file_id, extra_headers=self._headers)
+
+
+_targets: dict[Hashable, OpenAITarget] = {}
+_targets_lock = threading.Lock()
+
+
+def _target(client: openai.OpenAI | openai.AsyncOpenAI, *, endpoint: str, model: str | None,
+            decode: bool, headers: tuple[tuple[str, str], ...]) -> OpenAITarget:
+    key = ("openai", endpoint, model, decode, str(client.base_url), _fingerprint(client),
+           client.organization, client.project,
+           tuple(sorted((k, str(v)) for k, v in client._custom_headers.items())), headers)
+    target = _targets.get(key)
+    if target is None:
+        with _targets_lock:
+            target = _targets.get(key)
+            if target is None:
+                target = _targets[key] = OpenAITarget(
+                    key, _blocking_client(client), endpoint=endpoint, decode=decode,
+                    headers=headers)
+    return target
+
+
+def _blocking_client(client: openai.OpenAI | openai.AsyncOpenAI) -> openai.OpenAI:
+    """A sync client of the same identity for the engine's worker threads, owning its
+    connections: the caller may close theirs while their batches are still followed."""
+    credentials: dict[str, Any] = {"api_key": client.api_key}
+    if client.workload_identity is not None:
+        credentials = {"workload_identity": client.workload_identity}
+    elif isinstance(client, openai.OpenAI) and client._api_key_provider is not None:
+        credentials = {"api_key": client._api_key_provider}
+    return openai.OpenAI(
+        **credentials, admin_api_key=client.admin_api_key, organization=client.organization,
+        project=client.project, base_url=client.base_url, default_headers=client._custom_headers,
+        default_query=client._custom_query, max_retries=client.max_retries,
+        timeout=client.timeout)
+
+
+def _fingerprint(client: openai.OpenAI | openai.AsyncOpenAI) -> str:
+    """Identifies the credentials without keeping them."""
+    refreshed = [id(source) for source in (client._api_key_provider, client.workload_identity)
+                 if source is not None]
+    secret = f"{client.api_key or ''}\0{client.admin_api_key or ''}\0{refreshed}"
+    return hashlib.sha256(secret.encode()).hexdigest()[:16]
+
+
+def _input_count(value: object) -> int:
+    """How many embedding inputs `input` holds (a string or one token list is one)."""
+    if isinstance(value, list) and value and not all(isinstance(item, int) for item in value):
+        return len(value)
+    return 1
+
+
+def _given(value: object) -> bool:
+    """Whether the caller passed `value` (the SDK's `NOT_GIVEN` / `omit` mean it did not)."""
+    return not isinstance(value, (NotGiven, Omit))
