@@ -12,6 +12,7 @@ import pytest_asyncio
 from deferrable import configure, unpatch
 from deferrable._options import reset_defaults
 from deferrable.emulator import Emulator
+from deferrable.engine import engine
 
 DUMMY_KEY = "test-key-not-a-secret"
 FAST = {"max_wait": 0.05, "poll_interval": 0.02, "max_poll_interval": 0.1}
@@ -24,6 +25,7 @@ def pristine_deferrable() -> Iterator[None]:
     reset_defaults()
     configure(**FAST)
     yield
+    engine().finish_cleanups()  # batch-file deletions end (or fail) inside the test
     unpatch()
     reset_defaults()
 

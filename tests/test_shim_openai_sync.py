@@ -191,9 +191,11 @@ def test_a_failed_batch_names_the_line_it_blames(openai_client: openai.OpenAI) -
     """The line a failed batch blames (model_mismatch, line 2) gets its code; the rest, the batch's reason."""
     decision = openai_provider.prepare(openai_client, chat_request("a"), "/v1/chat/completions")
     assert not isinstance(decision, str)
-    target = decision.target
-    other = {**decision.params, "model": "gpt-6.2-luna"}
-    batch_id = target.submit([("first", decision.params), ("second", other)])
+    other = openai_provider.prepare(openai_client, {**chat_request("a"), "model": "gpt-6.2-luna"},
+                                    "/v1/chat/completions")
+    assert not isinstance(other, str)
+    target = decision.target  # both lines into one file: two models, which the batch refuses
+    batch_id = target.submit([("first", decision.params), ("second", other.params)])
     wait_until(lambda: target.poll(batch_id))
     outcomes = dict(target.results(batch_id))
     first, second = outcomes["first"][1], outcomes["second"][1]

@@ -179,7 +179,7 @@ class Engine:
             max_workers=16, thread_name_prefix="deferrable-io"))
         self._loop = loop
         self._throttler = Throttler(rate_limit=_BATCH_CALLS_PER_SECOND, period=1.0)
-        atexit.register(self._finish_cleanups)
+        atexit.register(self.finish_cleanups)
         ready.set()
         loop.run_forever()
 
@@ -254,17 +254,18 @@ class Engine:
         except Exception as error:
             log.warning("deleting the files of batch %s failed: %r", batch_id, error)
 
-    def _finish_cleanups(self) -> None:
-        """At interpreter exit: give pending file deletions up to `_EXIT_GRACE` seconds."""
+    def finish_cleanups(self, timeout: float = _EXIT_GRACE) -> None:
+        """Wait up to `timeout` seconds for pending deletions of batch files (run at
+        interpreter exit, so that a script ending at its last result leaves none behind)."""
         loop, cleanups = self._loop, list(self._cleanups)
         if loop is None or not cleanups or loop.is_closed():
             return
 
         async def finish() -> None:
-            await asyncio.wait(cleanups, timeout=_EXIT_GRACE)
+            await asyncio.wait(cleanups, timeout=timeout)
 
         with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(finish(), loop).result(_EXIT_GRACE + 1)
+            asyncio.run_coroutine_threadsafe(finish(), loop).result(timeout + 1)
 
     async def _submit(self, target: Target, pending: dict[str, Call]) -> str | None:
         """Create the batch; a request the provider rejects fails alone and the rest go

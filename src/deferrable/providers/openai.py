@@ -82,17 +82,35 @@ def prepare(client: object, kwargs: Mapping[str, Any], endpoint: str) -> Deferra
             client._api_key_provider is not None or client.workload_identity is not None):
         return "an AsyncOpenAI client with refreshed credentials cannot lend them to a batch"
     body, decode = _body(endpoint, kwargs)
-    model = body.get("model")
-    units = _input_count(body.get("input")) if endpoint == EMBEDDINGS else 1
-    size = len(openapi_dumps(body)) + len(endpoint) + _LINE_OVERHEAD
+    model = body.given.get("model")
+    units = _input_count(body.given.get("input")) if endpoint == EMBEDDINGS else 1
+    size = len(json.dumps(body.given, default=str)) + len(endpoint) + _LINE_OVERHEAD
+    if body.extra is not None:
+        size += len(json.dumps(body.extra, default=str))
     target = _target(client, endpoint=endpoint, model=model if isinstance(model, str) else None,
                      decode=decode, headers=tuple(sorted(headers.items())))
     return Deferral(target, body, size, units)
 
 
-def _body(endpoint: str, kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
-    """The JSON body the live call sends, and whether its embeddings come back decoded
-    from base64 (the SDK asks for base64 when the caller named no encoding)."""
+@dataclass(frozen=True)
+class _Body:
+    """A call's body as given; `json()` makes it what the live call sends. That step (the
+    SDK's own transform) is costly, so it runs when the batch file is written, in the
+    engine's worker thread, not on the caller's path."""
+
+    endpoint: str
+    given: dict[str, Any]
+    extra: Mapping[str, Any] | None
+
+    def json(self) -> dict[str, Any]:
+        """The JSON body the live call would send."""
+        body: dict[str, Any] = maybe_transform(self.given, _ENDPOINTS[self.endpoint].params) or {}
+        return _merge_mappings(body, self.extra) if self.extra is not None else body
+
+
+def _body(endpoint: str, kwargs: Mapping[str, Any]) -> tuple[_Body, bool]:
+    """The call's body, and whether its embeddings come back decoded from base64 (the SDK
+    asks for base64 when the caller named no encoding)."""
     given: dict[str, Any] = {k: v for k, v in kwargs.items() if k not in _NOT_BODY}
     decode = False
     if endpoint == CHAT:
@@ -103,11 +121,8 @@ def _body(endpoint: str, kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], boo
         prepared = prepare_embedding_request(None, given, encoding_format=encoding).body
         assert isinstance(prepared, dict)
         given = prepared
-    body: dict[str, Any] = maybe_transform(given, _ENDPOINTS[endpoint].params) or {}
     extra_body = kwargs.get("extra_body")
-    if isinstance(extra_body, Mapping):
-        body = _merge_mappings(body, extra_body)
-    return body, decode
+    return _Body(endpoint, given, extra_body if isinstance(extra_body, Mapping) else None), decode
 
 
 class OpenAITarget:
@@ -138,7 +153,7 @@ class OpenAITarget:
         with tempfile.TemporaryFile() as handle:
             for custom_id, body in requests:
                 handle.write(openapi_dumps({"custom_id": custom_id, "method": "POST",
-                                            "url": self._endpoint, "body": body}) + b"\n")
+                                            "url": self._endpoint, "body": body.json()}) + b"\n")
             handle.seek(0)
             uploaded = self._client.files.create(file=(f"deferrable-{tag}.jsonl", handle),
                                                  purpose="batch", extra_headers=self._headers)
