@@ -103,8 +103,12 @@ class _Body:
     extra: Mapping[str, Any] | None
 
     def json(self) -> dict[str, Any]:
-        """The JSON body the live call would send."""
-        body: dict[str, Any] = maybe_transform(self.given, _ENDPOINTS[self.endpoint].params) or {}
+        """The JSON body the live call would send. A body of plain JSON values passes
+        through the transform unchanged (no create-params type has aliases), so only
+        bodies holding other values (files, dates, ...) pay for it."""
+        body = self.given
+        if not _plain_json(body):
+            body = maybe_transform(body, _ENDPOINTS[self.endpoint].params) or {}
         return _merge_mappings(body, self.extra) if self.extra is not None else body
 
 
@@ -303,6 +307,15 @@ def _fingerprint(client: openai.OpenAI | openai.AsyncOpenAI) -> str:
                  if source is not None]
     secret = f"{client.api_key or ''}\0{client.admin_api_key or ''}\0{refreshed}"
     return hashlib.sha256(secret.encode()).hexdigest()[:16]
+
+
+def _plain_json(value: object) -> bool:
+    """Whether `value` is made of JSON's own types only."""
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain_json(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_plain_json(item) for item in value)
+    return value is None or isinstance(value, (str, int, float, bool))
 
 
 def _input_count(value: object) -> int:
