@@ -122,3 +122,4 @@ def test_demo_runs_the_job_both_ways() -> None:
     assert "POST /v1/messages/batches x1" in result.stdout
     assert "60 labels" in result.stdout
     assert "0 live requests" in result.stdout
+    assert "from 1 upload and 1 batch, 0 live requests; 2 files deleted after" in result.stdout

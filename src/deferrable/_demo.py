@@ -1,6 +1,6 @@
 """`deferrable demo`: one sentiment job run live, then deferred with `@deferrable`, on the
 embedded emulator, with no API key. It prints what each way cost and the HTTP requests
-it took, then shows the same decorator on sync code.
+it took, then shows the same decorator on sync code and on OpenAI.
 """
 
 from __future__ import annotations
@@ -14,12 +14,15 @@ from dataclasses import dataclass
 from typing import TextIO
 
 import anthropic
+import openai
 
 from ._decorator import deferrable
 from .cost import PRICES_AS_OF, Usage, cost_usd
 from .emulator import Emulator
+from .engine import engine
 
 MODEL = "claude-haiku-4-5"
+OPENAI_MODEL = "gpt-6.2-sol"
 DEMO_KEY = "demo-key-for-the-local-emulator"
 _OPENINGS = ("The room was", "Delivery was", "Support staff were", "The battery life is",
              "This blender is", "The hotel breakfast was", "Checkout felt", "The manual is")
@@ -65,10 +68,12 @@ def run_demo(*, requests: int = 2000, batch_latency: float = 1.0, out: TextIO | 
         say("2/3  deferred: the same function under @deferrable")
         deferred = asyncio.run(_measure(emu, deferrable(max_wait=0.5)(sentiment), work, say))
         _report(say, work, live, deferred)
-        say("\n3/3  sync code: @deferrable on a plain def returns Deferred futures at once")
+        say("\n3/4  sync code: @deferrable on a plain def returns Deferred futures at once")
         sync_ok = _sync_example(emu, work[:200], say)
+        say("\n4/4  OpenAI: the same decorator on chat.completions (Files + Batches)")
+        openai_ok = asyncio.run(_openai_example(emu, work[:200], say))
     same = live.labels == deferred.labels and len(deferred.labels) == requests
-    return 0 if same and sync_ok else 1
+    return 0 if same and sync_ok and openai_ok else 1
 
 
 async def _measure(emu: Emulator, sentiment: Callable[[str], Awaitable[anthropic.types.Message]],
@@ -116,6 +121,30 @@ def _sync_example(emu: Emulator, work: list[str], say: Say) -> bool:
         f"in {requests.get('POST /v1/messages/batches', 0)} batch, "
         f"{requests.get('POST /v1/messages', 0)} live requests")
     return len(labels) == len(work) and "POST /v1/messages" not in requests
+
+
+async def _openai_example(emu: Emulator, work: list[str], say: Say) -> bool:
+    before = emu.stats()["requests"]
+    client = openai.AsyncOpenAI(api_key=DEMO_KEY, base_url=emu.openai_url)
+
+    @deferrable(max_wait=0.2)
+    async def label(review: str) -> str:
+        completion = await client.chat.completions.create(
+            model=OPENAI_MODEL, max_completion_tokens=5,
+            messages=[{"role": "system", "content": "Answer with one word."},
+                      {"role": "user", "content": f"Sentiment of this review: {review}"}])
+        return completion.choices[0].message.content or ""
+
+    labels = await asyncio.gather(*(label(review) for review in work))
+    await client.close()
+    await asyncio.to_thread(engine().finish_cleanups)  # the batch's files are deleted
+    requests = _delta(before, emu.stats()["requests"])
+    say(f"     {len(labels)} labels ({', '.join(f'{k} {v}' for k, v in Counter(labels).most_common())}) "
+        f"from {requests.get('POST /v1/files', 0)} upload and "
+        f"{requests.get('POST /v1/batches', 0)} batch, "
+        f"{requests.get('POST /v1/chat/completions', 0)} live requests; "
+        f"{requests.get('DELETE /v1/files/{file_id}', 0)} files deleted after")
+    return len(labels) == len(work) and "POST /v1/chat/completions" not in requests
 
 
 def _report(say: Say, work: list[str], live: Run, deferred: Run) -> None:
