@@ -10,7 +10,6 @@ client, in worker threads.
 from __future__ import annotations
 
 import asyncio
-import atexit
 import concurrent.futures
 import contextlib
 import logging
@@ -112,7 +111,7 @@ class Engine:
         self._timer: asyncio.TimerHandle | None = None
         self._throttler: Throttler | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
-        self._cleanups: set[asyncio.Task[None]] = set()
+        self._finishing: set[asyncio.Task[None]] = set()
         self._sequence = 0
 
     # -- any thread ------------------------------------------------------------------
@@ -179,7 +178,9 @@ class Engine:
             max_workers=16, thread_name_prefix="deferrable-io"))
         self._loop = loop
         self._throttler = Throttler(rate_limit=_BATCH_CALLS_PER_SECOND, period=1.0)
-        atexit.register(self.finish_cleanups)
+        # Run at exit before `concurrent.futures` stops its executors (its own hook is
+        # registered the same way, earlier, and these hooks run in reverse order).
+        threading._register_atexit(self.finish_cleanups)  # type: ignore[attr-defined]
         ready.set()
         loop.run_forever()
 
@@ -235,6 +236,12 @@ class Engine:
         log.debug("submitted batch %s with %d requests", batch_id, len(pending))
         try:
             await self._wait_for_end(target, batch_id, options)
+            # From here on the batch is finishing: registered before any call is settled,
+            # so that `finish_cleanups()` after the last result still sees it.
+            task = asyncio.current_task()
+            assert task is not None
+            self._finishing.add(task)
+            task.add_done_callback(self._finishing.discard)
             await self._collect(target, batch_id, pending)
         except Exception as error:
             _fail(pending.values(), BatchSubmissionError(
@@ -243,26 +250,21 @@ class Engine:
         _fail(pending.values(), MissingResultError(
             f"batch {batch_id} ended without a result for this request"))
         if options.delete_files:
-            assert self._loop is not None
-            cleanup = self._loop.create_task(self._discard(target, batch_id))
-            self._cleanups.add(cleanup)
-            cleanup.add_done_callback(self._cleanups.discard)
-
-    async def _discard(self, target: Target, batch_id: str) -> None:
-        try:
-            await self._io(target.discard, batch_id)
-        except Exception as error:
-            log.warning("deleting the files of batch %s failed: %r", batch_id, error)
+            try:
+                await self._io(target.discard, batch_id)
+            except Exception as error:
+                log.warning("deleting the files of batch %s failed: %r", batch_id, error)
 
     def finish_cleanups(self, timeout: float = _EXIT_GRACE) -> None:
-        """Wait up to `timeout` seconds for pending deletions of batch files (run at
-        interpreter exit, so that a script ending at its last result leaves none behind)."""
-        loop, cleanups = self._loop, list(self._cleanups)
-        if loop is None or not cleanups or loop.is_closed():
+        """Wait up to `timeout` seconds for batches whose results are being delivered to
+        finish, file deletions included (run at interpreter exit, so that a script ending
+        at its last result leaves no files behind)."""
+        loop, finishing = self._loop, list(self._finishing)
+        if loop is None or not finishing or loop.is_closed():
             return
 
         async def finish() -> None:
-            await asyncio.wait(cleanups, timeout=timeout)
+            await asyncio.wait(finishing, timeout=timeout)
 
         with contextlib.suppress(Exception):
             asyncio.run_coroutine_threadsafe(finish(), loop).result(timeout + 1)
