@@ -108,11 +108,6 @@ def unpatch() -> None:
         _warned.clear()
 
 
-def is_patched() -> bool:
-    """Whether the patches are installed."""
-    return bool(_installed)
-
-
 def _sync_wrapper(prepare: Prepare) -> Wrapper:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...],
                 kwargs: dict[str, Any]) -> Any:

@@ -1,11 +1,17 @@
-"""What a provider adapter hands the patches for a call a batch can serve."""
+"""What provider adapters share: the `Deferral` they hand the patches for a call a batch
+can serve, the cache of their targets, and the fingerprint that names credentials."""
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from ..engine import Target
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -17,3 +23,30 @@ class Deferral:
     params: Any
     size: int
     units: int = 1
+
+
+class TargetCache(Generic[T]):
+    """One target per client identity, made on first use (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._targets: dict[Hashable, T] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, make: Callable[[], T]) -> T:
+        """The target for `key`, made with `make()` if there is none yet."""
+        target = self._targets.get(key)
+        if target is None:
+            with self._lock:
+                target = self._targets.get(key)
+                if target is None:
+                    target = self._targets[key] = make()
+        return target
+
+    def __iter__(self) -> Iterator[Hashable]:
+        """The identities cached so far (which never hold a secret, only fingerprints)."""
+        return iter(list(self._targets))
+
+
+def fingerprint(*secrets: object) -> str:
+    """Identifies credentials without keeping them (a truncated SHA-256)."""
+    return hashlib.sha256("\0".join(str(s or "") for s in secrets).encode()).hexdigest()[:16]

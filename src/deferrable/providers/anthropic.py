@@ -3,10 +3,8 @@ each becomes, and each result line turned back into what the live call returns o
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
-import threading
 from collections.abc import Hashable, Iterator, Mapping
 from typing import Any
 
@@ -17,7 +15,7 @@ from anthropic._types import NotGiven, Omit
 
 from .._errors import BatchCanceledError, BatchExpiredError
 from ..engine import Outcome, RequestRejectedError
-from ._deferral import Deferral
+from ._deferral import Deferral, TargetCache, fingerprint
 
 MAX_REQUESTS = 100_000
 MAX_BYTES = 256 * 1024 * 1024
@@ -142,22 +140,15 @@ class AnthropicTarget:
         return self._client._make_status_error_from_response(response)
 
 
-_targets: dict[Hashable, AnthropicTarget] = {}
-_targets_lock = threading.Lock()
+_targets: TargetCache[AnthropicTarget] = TargetCache()
 
 
 def _target(client: anthropic.Anthropic | anthropic.AsyncAnthropic, *, beta: bool,
             betas: tuple[str, ...], headers: tuple[tuple[str, str], ...]) -> AnthropicTarget:
-    key = ("anthropic", beta, str(client.base_url), _fingerprint(client),
+    key = ("anthropic", beta, str(client.base_url), fingerprint(client.api_key, client.auth_token),
            tuple(sorted(client._custom_headers.items())), headers, betas)
-    target = _targets.get(key)
-    if target is None:
-        with _targets_lock:
-            target = _targets.get(key)
-            if target is None:
-                target = _targets[key] = AnthropicTarget(
-                    key, _blocking_client(client), beta=beta, betas=betas, headers=headers)
-    return target
+    return _targets.get(key, lambda: AnthropicTarget(
+        key, _blocking_client(client), beta=beta, betas=betas, headers=headers))
 
 
 def _blocking_client(client: anthropic.Anthropic | anthropic.AsyncAnthropic) -> anthropic.Anthropic:
@@ -167,12 +158,6 @@ def _blocking_client(client: anthropic.Anthropic | anthropic.AsyncAnthropic) -> 
         api_key=client.api_key, auth_token=client.auth_token, base_url=client.base_url,
         default_headers=client._custom_headers, default_query=client._custom_query,
         max_retries=client.max_retries, timeout=client.timeout)
-
-
-def _fingerprint(client: anthropic.Anthropic | anthropic.AsyncAnthropic) -> str:
-    """Identifies the credentials without keeping them."""
-    secret = f"{client.api_key or ''}\0{client.auth_token or ''}"
-    return hashlib.sha256(secret.encode()).hexdigest()[:16]
 
 
 def _given(value: object) -> bool:

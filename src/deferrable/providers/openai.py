@@ -5,11 +5,9 @@ back into what the live call returns or raises."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import secrets
 import tempfile
-import threading
 from collections.abc import Hashable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +28,7 @@ from openai.types.responses import Response, response_create_params
 
 from .._errors import BatchCanceledError, BatchExpiredError, BatchValidationError, DeferrableError
 from ..engine import Outcome
-from ._deferral import Deferral
+from ._deferral import Deferral, TargetCache, fingerprint
 
 CHAT = "/v1/chat/completions"
 RESPONSES = "/v1/responses"
@@ -266,8 +264,7 @@ class OpenAITarget:
             self._client.files.delete(file_id, extra_headers=self._headers)
 
 
-_targets: dict[Hashable, OpenAITarget] = {}
-_targets_lock = threading.Lock()
+_targets: TargetCache[OpenAITarget] = TargetCache()
 
 
 def _target(client: openai.OpenAI | openai.AsyncOpenAI, *, endpoint: str, model: str | None,
@@ -275,15 +272,8 @@ def _target(client: openai.OpenAI | openai.AsyncOpenAI, *, endpoint: str, model:
     key = ("openai", endpoint, model, decode, str(client.base_url), _fingerprint(client),
            client.organization, client.project,
            tuple(sorted((k, str(v)) for k, v in client._custom_headers.items())), headers)
-    target = _targets.get(key)
-    if target is None:
-        with _targets_lock:
-            target = _targets.get(key)
-            if target is None:
-                target = _targets[key] = OpenAITarget(
-                    key, _blocking_client(client), endpoint=endpoint, decode=decode,
-                    headers=headers)
-    return target
+    return _targets.get(key, lambda: OpenAITarget(
+        key, _blocking_client(client), endpoint=endpoint, decode=decode, headers=headers))
 
 
 def _blocking_client(client: openai.OpenAI | openai.AsyncOpenAI) -> openai.OpenAI:
@@ -302,11 +292,10 @@ def _blocking_client(client: openai.OpenAI | openai.AsyncOpenAI) -> openai.OpenA
 
 
 def _fingerprint(client: openai.OpenAI | openai.AsyncOpenAI) -> str:
-    """Identifies the credentials without keeping them."""
+    """Identifies the credentials without keeping them (a refreshed credential by its source)."""
     refreshed = [id(source) for source in (client._api_key_provider, client.workload_identity)
                  if source is not None]
-    secret = f"{client.api_key or ''}\0{client.admin_api_key or ''}\0{refreshed}"
-    return hashlib.sha256(secret.encode()).hexdigest()[:16]
+    return fingerprint(client.api_key, client.admin_api_key, refreshed)
 
 
 def _plain_json(value: object) -> bool:
