@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import anthropic
 import openai
@@ -13,6 +14,7 @@ from deferrable import configure, unpatch
 from deferrable._options import reset_defaults
 from deferrable.emulator import Emulator
 from deferrable.engine import engine
+from deferrable.journal import close_journals
 
 DUMMY_KEY = "test-key-not-a-secret"
 FAST = {"max_wait": 0.05, "poll_interval": 0.02, "max_poll_interval": 0.1}
@@ -20,14 +22,18 @@ FAST = {"max_wait": 0.05, "poll_interval": 0.02, "max_poll_interval": 0.1}
 
 
 @pytest.fixture(autouse=True)
-def pristine_deferrable() -> Iterator[None]:
-    """Every test starts with fast defaults and unpatched SDKs, and leaves them so."""
+def pristine_deferrable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every test starts with fast defaults, a journal of its own (also for the processes
+    it starts) and unpatched SDKs, and leaves them so."""
+    store = tmp_path / "journal"
+    monkeypatch.setenv("DEFERRABLE_STORE", str(store))
     reset_defaults()
     configure(**FAST)
     yield
     engine().finish_cleanups()  # batch-file deletions end (or fail) inside the test
     unpatch()
     reset_defaults()
+    close_journals()
 
 
 @pytest.fixture

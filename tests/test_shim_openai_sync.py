@@ -195,9 +195,9 @@ def test_a_failed_batch_names_the_line_it_blames(openai_client: openai.OpenAI) -
                                     "/v1/chat/completions")
     assert not isinstance(other, str)
     target = decision.target  # both lines into one file: two models, which the batch refuses
-    batch_id = target.submit([("first", decision.params), ("second", other.params)])
+    batch_id = target.submit([("first", decision.params), ("second", other.params)], "tag")
     wait_until(lambda: target.poll(batch_id))
-    outcomes = dict(target.results(batch_id))
+    outcomes = {custom_id: target.outcome(line) for custom_id, line in target.results(batch_id)}
     first, second = outcomes["first"][1], outcomes["second"][1]
     assert isinstance(first, BatchValidationError)
     assert isinstance(second, BatchValidationError)

@@ -33,3 +33,11 @@ class BatchValidationError(DeferrableError):
         super().__init__(message)
         self.code = code
         self.line = line
+
+
+class JournalError(DeferrableError):
+    """The journal cannot be used: its location, its lock, or its contents."""
+
+
+class JournalCorruptError(JournalError):
+    """The journal holds contents deferrable did not write: refused unread, never run."""

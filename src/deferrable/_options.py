@@ -28,7 +28,17 @@ class Options:
     deadline: float | None = None
     """Seconds a call may wait for its batch; None waits as long as the provider does (24 h)."""
     store: str | None = None
-    """Journal location (the durable journal is a later release)."""
+    """The journal's directory; None is the per-user default
+    (``$XDG_STATE_HOME/deferrable/journal``, else ``~/.local/state/deferrable/journal``)."""
+    journal: bool = True
+    """Record every deferred request, its batch and its result, so that a rerun after a
+    crash pays for nothing twice; False keeps nothing on disk."""
+    reuse_for: float = 86_400.0
+    """Seconds a result, once handed to a caller, is served again to the same request in a
+    later run (a rerun after a crash). Results never handed out are served until pruned."""
+    dedupe: bool = False
+    """Serve identical requests (same body, same destination) with one batch request;
+    by default the n-th identical call is a request of its own."""
     delete_files: bool = True
     """Delete the files a batch leaves at the provider (OpenAI's input, output and error
     files) once its results are read; False keeps them for inspection."""

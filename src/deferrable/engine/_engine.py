@@ -17,86 +17,32 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Hashable, Iterable, Iterator
-from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, TypeVar
 
 from asyncio_throttle.throttler import Throttler
 
 from .._deferred import Deferred
 from .._errors import BatchSubmissionError, MissingResultError
 from .._options import Options
+from ..journal import OPEN_STATES, BatchRecord, Journal, NullJournal, is_alive, journal_for, process_token
 from ._buffer import Buffer, GroupLimits
-from ._settle import Settler, Waiter
+from ._follow import Follow
+from ._settle import Settler
+from ._target import Call, RequestRejectedError, Target
+from ._work import belongs, plan_launch, resolve_from, serve
 
 log = logging.getLogger("deferrable")
 T = TypeVar("T")
-
-Outcome = tuple[Any, BaseException | None]
-"""A result line, decoded: (value, None) or (None, the exception the call raises)."""
 
 _BATCH_CALLS_PER_SECOND = 20
 _INBOX_DELAY = 0.01
 """Seconds the engine lets submissions accumulate before taking them: one wake-up per
 burst instead of one per call keeps the engine thread from contending for the GIL."""
 _RESULT_READ_ATTEMPTS = 3
-_SETTLE_CHUNK = 512
 _EXIT_GRACE = 10.0
 _POLL_FAILURES_TOLERATED = 8
-
-
-class Target(Protocol):
-    """One batch destination (a provider, client identity and endpoint): the engine's
-    only view of a provider. Its methods block; the engine runs them in worker threads."""
-
-    @property
-    def key(self) -> Hashable:
-        """Identity of the destination: calls with equal keys may share a batch."""
-
-    @property
-    def max_requests(self) -> int:
-        """The provider's limit of requests per batch."""
-
-    @property
-    def max_bytes(self) -> int:
-        """The provider's limit of bytes per batch."""
-
-    @property
-    def max_units(self) -> int | None:
-        """The provider's limit of units (its own per-call count) per batch, if any."""
-
-    def submit(self, requests: list[tuple[str, Any]]) -> str:
-        """Create a batch of (custom_id, body) requests; returns its id."""
-
-    def poll(self, batch_id: str) -> bool:
-        """Whether the batch has ended."""
-
-    def results(self, batch_id: str) -> Iterator[tuple[str, Outcome]]:
-        """Stream the ended batch's results as (custom_id, outcome)."""
-
-    def discard(self, batch_id: str) -> None:
-        """Delete what the batch left at the provider (e.g. files) once its results are
-        read; called only when the `delete_files` option holds."""
-
-
-class RequestRejectedError(Exception):
-    """Raised by `Target.submit` when the provider refused the whole batch because of one
-    request: the engine fails that call with `error` and submits the rest again."""
-
-    def __init__(self, custom_id: str, error: BaseException) -> None:
-        super().__init__(f"request {custom_id} rejected: {error}")
-        self.custom_id = custom_id
-        self.error = error
-
-
-@dataclass(eq=False)
-class Call:
-    """One deferred call waiting for its batch."""
-
-    target: Target
-    body: Any
-    future: Waiter
-    options: Options
 
 
 class Engine:
@@ -112,7 +58,8 @@ class Engine:
         self._throttler: Throttler | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
         self._finishing: set[asyncio.Task[None]] = set()
-        self._sequence = 0
+        self._follows: dict[tuple[Path | None, str], Follow] = {}
+        self._creating: set[tuple[Path | None, str]] = set()
 
     # -- any thread ------------------------------------------------------------------
 
@@ -225,15 +172,89 @@ class Engine:
         task.add_done_callback(self._in_flight.discard)
 
     async def _run_batch(self, calls: list[Call]) -> None:
+        """Plan a launch against the journal, then answer the calls it holds results for,
+        attach those already in a batch, and submit the rest as a new batch."""
         target, options = calls[0].target, calls[0].options
-        pending: dict[str, Call] = {}
-        for call in calls:
-            self._sequence += 1
-            pending[f"call-{self._sequence}"] = call
-        batch_id = await self._submit(target, pending)
-        if batch_id is None:
+        try:
+            journal = journal_for(options.store, enabled=options.journal)
+            plan = await self._local(plan_launch, journal, target, calls)
+        except Exception as error:
+            _fail(calls, error)
             return
-        log.debug("submitted batch %s with %d requests", batch_id, len(pending))
+        follow = None
+        if plan.token is not None:
+            follow = Follow(journal, plan.token, target, options)
+            self._follows[follow.key] = follow
+            for index in plan.submit:
+                follow.add(calls[index])
+        for index, token in plan.attached:
+            self._attach(journal, token, calls[index])
+        if follow is None:
+            return
+        requests = {calls[i].custom_id or "": calls[i].body for i in plan.submit}
+        self._creating.add(follow.key)
+        try:
+            batch_id = await self._create(follow, requests)
+        finally:
+            self._creating.discard(follow.key)
+        if batch_id is not None:
+            log.debug("submitted batch %s with %d requests", batch_id, len(requests))
+            await self._track(follow, batch_id)
+
+    async def _create(self, follow: Follow, pending: dict[str, Any]) -> str | None:
+        """Create the batch and record its id. A request the provider rejects fails alone
+        and the rest go again; when the create call fails without an answer, the batch is
+        looked for before its calls fail. Returns the batch id, or None."""
+        journal, token = follow.journal, follow.token
+        while pending:
+            try:
+                batch_id = await self._io(follow.target.submit, list(pending.items()), token)
+            except RequestRejectedError as rejected:
+                if rejected.custom_id in pending:
+                    del pending[rejected.custom_id]
+                    await self._local(journal.rejected, token, rejected.custom_id)
+                    _fail(follow.take(rejected.custom_id), rejected.error)
+                    continue
+                error: BaseException = rejected.error
+            except BaseException as raised:
+                error = raised
+            else:
+                await self._local(journal.submitted, token, batch_id)
+                return batch_id
+            found = await self._after_failed_create(follow, error)
+            if found is not None:
+                return found
+            _fail([call for calls in follow.close().values() for call in calls], error)
+            self._forget(follow)
+            if not isinstance(error, Exception):
+                raise error
+            return None
+        self._forget(follow)
+        return None
+
+    async def _after_failed_create(self, follow: Follow, error: BaseException) -> str | None:
+        """A create call that got an answer made no batch; one that got none may have:
+        look for it. Returns the batch found (its id recorded), or None."""
+        journal, token = follow.journal, follow.token
+        record = None
+        if isinstance(error, Exception) and getattr(error, "status_code", None) is None:
+            try:
+                record = await self._local(journal.batch, token)
+                found = await self._recover(follow, record) if record is not None else None
+            except Exception:
+                log.warning("looking for batch %s after its create call failed failed", token,
+                            exc_info=True)
+                found = None
+            if found is not None:
+                await self._local(journal.submitted, token, found)
+                return found
+        with contextlib.suppress(Exception):
+            await self._local(journal.failed, token)
+        return None
+
+    async def _track(self, follow: Follow, batch_id: str) -> None:
+        """Follow a batch to its end and hand each waiting call its result."""
+        target, options = follow.target, follow.options
         try:
             await self._wait_for_end(target, batch_id, options)
             # From here on the batch is finishing: registered before any call is settled,
@@ -242,18 +263,120 @@ class Engine:
             assert task is not None
             self._finishing.add(task)
             task.add_done_callback(self._finishing.discard)
-            await self._collect(target, batch_id, pending)
+            await self._collect(follow, batch_id)
         except Exception as error:
-            _fail(pending.values(), BatchSubmissionError(
-                f"batch {batch_id} could not be followed to its end: {error!r}"), cause=error)
+            failure = BatchSubmissionError(
+                f"batch {batch_id} could not be followed to its end: {error!r}")
+            failure.__cause__ = error
+            await self._finish(follow, failure)
             return
-        _fail(pending.values(), MissingResultError(
+        with contextlib.suppress(Exception):
+            await self._local(follow.journal.collected, follow.token)
+        await self._finish(follow, MissingResultError(
             f"batch {batch_id} ended without a result for this request"))
         if options.delete_files:
             try:
                 await self._io(target.discard, batch_id)
             except Exception as error:
                 log.warning("deleting the files of batch %s failed: %r", batch_id, error)
+
+    def _attach(self, journal: Journal | NullJournal, token: str, call: Call) -> None:
+        """Make `call` wait on batch `token` (recorded earlier, perhaps by another
+        process), following that batch unless this process already does."""
+        follow = self._follows.get((journal.path, token))
+        if follow is not None and follow.add(call):
+            return
+        follow = Follow(journal, token, call.target, call.options)
+        follow.add(call)
+        self._follows[follow.key] = follow
+        assert self._loop is not None
+        task = self._loop.create_task(self._follow_recorded(follow))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+
+    async def _follow_recorded(self, follow: Follow) -> None:
+        """Follow a batch known from the journal: wait for its id (recovering it when its
+        creator died first), then track it; calls of a batch that is gone go again."""
+        try:
+            batch_id = await self._recorded_batch_id(follow)
+        except Exception as error:
+            await self._finish(follow, error)
+            return
+        if batch_id is None:
+            await self._finish(follow, None)
+            return
+        await self._track(follow, batch_id)
+
+    async def _recorded_batch_id(self, follow: Follow) -> str | None:
+        """The id of batch `follow.token`, once known; None when that batch is over or
+        never came to be."""
+        journal, token, options = follow.journal, follow.token, follow.options
+        delay = options.poll_interval
+        while True:
+            record = await self._local(journal.batch, token)
+            if record is None or record.state not in OPEN_STATES:
+                return None
+            if record.batch_id is not None:
+                return record.batch_id
+            idle = (follow.key not in self._creating if record.owner == process_token()
+                    else not is_alive(record.owner))
+            if idle and await self._local(journal.take_over, token, record.owner):
+                found = await self._recover(follow, record)
+                if found is None:
+                    await self._local(journal.lose, token)
+                    log.warning("batch %s was never created; its requests go again", token)
+                    return None
+                await self._local(journal.submitted, token, found)
+                return found
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            delay = min(delay * 1.5, options.max_poll_interval)
+
+    async def _recover(self, follow: Follow, record: BatchRecord) -> str | None:
+        """The batch a create call made although its answer never came back, or None."""
+        target = follow.target
+        candidates = await self._io(target.recover, record.token, record.created_at,
+                                    record.requests)
+        for candidate in candidates:
+            if target.tags_batches:
+                return candidate
+            await self._wait_for_end(target, candidate, follow.options)
+            if await self._io(belongs, target, candidate, follow.journal, record.token):
+                return candidate
+        return None
+
+    async def _finish(self, follow: Follow, error: BaseException | None) -> None:
+        """Stop following: calls still waiting get their result from the journal (another
+        process may have read it), else fail with `error`, or go again when it is None."""
+        rest = follow.close()
+        self._forget(follow)
+        if not rest:
+            return
+        found: dict[str, Any] = {}
+        try:
+            found = await self._local(follow.journal.results, follow.token, list(rest),
+                                      follow.options.reuse_for)
+        except Exception:
+            log.warning("reading results of batch %s from the journal failed", follow.token,
+                        exc_info=True)
+        answered = [(call, found[cid]) for cid, calls in rest.items() if cid in found
+                    for call in calls]
+        if answered:
+            await self._local(serve, follow.target, answered)
+        remaining = [call for cid, calls in rest.items() if cid not in found for call in calls]
+        if not remaining:
+            return
+        if error is not None:
+            _fail(remaining, error)
+            return
+        groups: dict[tuple[Any, Options], list[Call]] = {}
+        for call in remaining:
+            groups.setdefault((call.target.key, call.options), []).append(call)
+        for calls in groups.values():
+            self._launch(calls)
+
+    def _forget(self, follow: Follow) -> None:
+        if self._follows.get(follow.key) is follow:
+            del self._follows[follow.key]
 
     def finish_cleanups(self, timeout: float = _EXIT_GRACE) -> None:
         """Wait up to `timeout` seconds for batches whose results are being delivered to
@@ -268,26 +391,6 @@ class Engine:
 
         with contextlib.suppress(Exception):
             asyncio.run_coroutine_threadsafe(finish(), loop).result(timeout + 1)
-
-    async def _submit(self, target: Target, pending: dict[str, Call]) -> str | None:
-        """Create the batch; a request the provider rejects fails alone and the rest go
-        again. Returns the batch id, or None when no call is left to submit."""
-        while pending:
-            try:
-                return await self._io(target.submit,
-                                      [(cid, call.body) for cid, call in pending.items()])
-            except RequestRejectedError as rejected:
-                culprit = pending.pop(rejected.custom_id, None)
-                if culprit is None:
-                    _fail(pending.values(), rejected.error)
-                    return None
-                _fail([culprit], rejected.error)
-            except BaseException as error:
-                _fail(pending.values(), error)
-                if not isinstance(error, Exception):
-                    raise
-                return None
-        return None
 
     async def _wait_for_end(self, target: Target, batch_id: str, options: Options) -> None:
         delay = options.poll_interval
@@ -305,12 +408,12 @@ class Engine:
                 log.warning("polling batch %s failed; retrying", batch_id, exc_info=True)
             delay = min(delay * 1.5, options.max_poll_interval)
 
-    async def _collect(self, target: Target, batch_id: str, pending: dict[str, Call]) -> None:
+    async def _collect(self, follow: Follow, batch_id: str) -> None:
         """Read the results, resolving each call as its line arrives; a broken stream is
-        read again, skipping what was already resolved."""
+        read again (what was already resolved is not waiting any more)."""
         for attempt in range(1, _RESULT_READ_ATTEMPTS + 1):
             try:
-                await self._io(_resolve_from, target.results(batch_id), pending)
+                await self._io(resolve_from, follow, batch_id)
                 return
             except Exception:
                 if attempt == _RESULT_READ_ATTEMPTS:
@@ -319,23 +422,14 @@ class Engine:
                             exc_info=True)
 
     async def _io(self, function: Callable[..., T], *args: Any) -> T:
+        """Run a provider call in a worker thread, within the rate limit."""
         assert self._throttler is not None
         async with self._throttler:
             return await asyncio.to_thread(function, *args)
 
-
-def _resolve_from(results: Iterator[tuple[str, Outcome]], pending: dict[str, Call]) -> None:
-    """Settle each call as its line arrives (asyncio waiters in chunks)."""
-    settler = Settler()
-    try:
-        for count, (custom_id, (value, error)) in enumerate(results, 1):
-            call = pending.pop(custom_id, None)
-            if call is not None:
-                settler.settle(call.future, value, error)
-            if count % _SETTLE_CHUNK == 0:
-                settler.dispatch()
-    finally:
-        settler.dispatch()
+    async def _local(self, function: Callable[..., T], *args: Any) -> T:
+        """Run local blocking work (the journal) in a worker thread."""
+        return await asyncio.to_thread(function, *args)
 
 
 def _fail(calls: Iterable[Call], error: BaseException, cause: BaseException | None = None) -> None:

@@ -11,11 +11,14 @@ from typing import Any
 import anthropic
 import httpx2
 from anthropic._constants import RAW_RESPONSE_HEADER
+from anthropic._models import construct_type_unchecked
 from anthropic._types import NotGiven, Omit
+from anthropic.types.beta.messages import BetaMessageBatchResult
+from anthropic.types.messages import MessageBatchResult
 
 from .._errors import BatchCanceledError, BatchExpiredError
 from ..engine import Outcome, RequestRejectedError
-from ._deferral import Deferral, TargetCache, fingerprint
+from ._deferral import Deferral, TargetCache, canonical_json, destination, fingerprint, lines_of
 
 MAX_REQUESTS = 100_000
 MAX_BYTES = 256 * 1024 * 1024
@@ -32,6 +35,9 @@ STATUS_BY_ERROR_TYPE = {
 }
 _LINE_OVERHEAD = 64
 _REJECTED_REQUEST = re.compile(r"\brequests\.(\d+)\.")
+RECOVERY_WINDOW = (-300.0, 3600.0)
+"""Seconds around the journal's record of a create call within which a batch may be the
+one that call made (clock skew before; retries and a slow upload after)."""
 
 
 def prepare(client: object, kwargs: Mapping[str, Any], *, beta: bool) -> Deferral | str:
@@ -67,29 +73,36 @@ def prepare(client: object, kwargs: Mapping[str, Any], *, beta: bool) -> Deferra
 class AnthropicTarget:
     """Message Batches of one client identity (base URL, credentials, headers, betas)."""
 
+    provider = "anthropic"
     max_requests = MAX_REQUESTS
     max_bytes = MAX_BYTES
     max_units: int | None = None
+    tags_batches = False
+    """A Message Batch keeps no metadata: a lost batch is found by its time, its size
+    and, once ended, its custom ids."""
 
     def __init__(self, key: Hashable, client: anthropic.Anthropic, *, beta: bool,
-                 betas: tuple[str, ...], headers: tuple[tuple[str, str], ...]) -> None:
+                 betas: tuple[str, ...], headers: tuple[tuple[str, str], ...],
+                 destination: str) -> None:
         self.key = key
+        self.destination = destination
         self._client = client
         self._beta = beta
         self._betas = list(betas)
         self._headers = dict(headers)
+        self._result_type: Any = BetaMessageBatchResult if beta else MessageBatchResult
 
-    def submit(self, requests: list[tuple[str, Any]]) -> str:
+    def canonical(self, body: Any) -> str:
+        """The request's params as canonical JSON."""
+        return canonical_json(body)
+
+    def submit(self, requests: list[tuple[str, Any]], tag: str) -> str:
         """Create the batch; returns its id. A 400 naming one request (``requests.N...``)
-        becomes `RequestRejectedError`, so that the other requests still go."""
+        becomes `RequestRejectedError`, so that the other requests still go. (`tag` has
+        nowhere to go: a Message Batch has no metadata.)"""
         body = [{"custom_id": custom_id, "params": params} for custom_id, params in requests]
         try:
-            if self._beta:
-                return self._client.beta.messages.batches.create(
-                    requests=body, betas=self._betas,  # type: ignore[arg-type]
-                    extra_headers=self._headers).id
-            return self._client.messages.batches.create(
-                requests=body, extra_headers=self._headers).id  # type: ignore[arg-type]
+            return str(self._batches().create(requests=body, **self._extra()).id)
         except anthropic.BadRequestError as error:
             culprit = _REJECTED_REQUEST.search(error.message)
             if culprit is None or int(culprit.group(1)) >= len(requests):
@@ -98,29 +111,18 @@ class AnthropicTarget:
 
     def poll(self, batch_id: str) -> bool:
         """Whether the batch has ended."""
-        if self._beta:
-            status = self._client.beta.messages.batches.retrieve(
-                batch_id, betas=self._betas, extra_headers=self._headers).processing_status
-        else:
-            status = self._client.messages.batches.retrieve(
-                batch_id, extra_headers=self._headers).processing_status
-        return status == "ended"
+        return bool(self._batches().retrieve(batch_id, **self._extra()).processing_status
+                    == "ended")
 
-    def results(self, batch_id: str) -> Iterator[tuple[str, Outcome]]:
-        """Each result line as (custom_id, (value, error))."""
-        if self._beta:
-            lines: Iterator[Any] = iter(self._client.beta.messages.batches.results(
-                batch_id, betas=self._betas, extra_headers=self._headers))
-        else:
-            lines = iter(self._client.messages.batches.results(
-                batch_id, extra_headers=self._headers))
-        for line in lines:
-            yield line.custom_id, self._outcome(line.result)
+    def results(self, batch_id: str) -> Iterator[tuple[str, Any]]:
+        """Each result line, as the provider wrote it: (custom_id, line)."""
+        decoder = self._batches().results(batch_id, **self._extra())
+        for line in lines_of(decoder.http_response):
+            yield str(line["custom_id"]), line
 
-    def discard(self, batch_id: str) -> None:
-        """Nothing to delete: a Message Batch keeps no files (its results expire)."""
-
-    def _outcome(self, result: Any) -> Outcome:
+    def outcome(self, line: Any) -> Outcome:
+        """What the live call returns or raises for this result line."""
+        result = construct_type_unchecked(value=line["result"], type_=self._result_type)
         if result.type == "succeeded":
             return result.message, None
         if result.type == "errored":
@@ -128,6 +130,38 @@ class AnthropicTarget:
         if result.type == "expired":
             return None, BatchExpiredError("the request's batch expired before it was processed")
         return None, BatchCanceledError("the request's batch was canceled before it ran")
+
+    def succeeded(self, line: Any) -> bool:
+        """Whether the line holds a message."""
+        return bool(line["result"]["type"] == "succeeded")
+
+    def recover(self, tag: str, created_at: float, requests: int) -> list[str]:
+        """Batches created around `created_at` with `requests` requests, newest first."""
+        earliest, latest = created_at + RECOVERY_WINDOW[0], created_at + RECOVERY_WINDOW[1]
+        found = []
+        for batch in self._batches().list(limit=100, **self._extra()):
+            when = batch.created_at.timestamp()
+            if when < earliest:
+                break
+            counts = batch.request_counts
+            total = (counts.processing + counts.succeeded + counts.errored + counts.canceled
+                     + counts.expired)
+            if when <= latest and total == requests:
+                found.append(batch.id)
+        return found
+
+    def discard(self, batch_id: str) -> None:
+        """Nothing to delete: a Message Batch keeps no files (its results expire)."""
+
+    def _batches(self) -> Any:
+        """The SDK's batches resource (beta or not)."""
+        return self._client.beta.messages.batches if self._beta else self._client.messages.batches
+
+    def _extra(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {"extra_headers": self._headers}
+        if self._beta:
+            extra["betas"] = self._betas
+        return extra
 
     def status_error(self, error: Any) -> anthropic.APIStatusError:
         """The exception the live call raises for this error envelope."""
@@ -145,10 +179,14 @@ _targets: TargetCache[AnthropicTarget] = TargetCache()
 
 def _target(client: anthropic.Anthropic | anthropic.AsyncAnthropic, *, beta: bool,
             betas: tuple[str, ...], headers: tuple[tuple[str, str], ...]) -> AnthropicTarget:
-    key = ("anthropic", beta, str(client.base_url), fingerprint(client.api_key, client.auth_token),
-           tuple(sorted(client._custom_headers.items())), headers, betas)
+    credentials = fingerprint(client.api_key, client.auth_token)
+    client_headers = tuple(sorted((k, str(v)) for k, v in client._custom_headers.items()))
+    key = ("anthropic", beta, str(client.base_url), credentials, client_headers, headers, betas)
     return _targets.get(key, lambda: AnthropicTarget(
-        key, _blocking_client(client), beta=beta, betas=betas, headers=headers))
+        key, _blocking_client(client), beta=beta, betas=betas, headers=headers,
+        destination=destination("anthropic", base_url=str(client.base_url),
+                                credentials=credentials, beta=beta, betas=list(betas),
+                                headers=fingerprint(client_headers, headers))))
 
 
 def _blocking_client(client: anthropic.Anthropic | anthropic.AsyncAnthropic) -> anthropic.Anthropic:

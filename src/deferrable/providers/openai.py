@@ -5,8 +5,8 @@ back into what the live call returns or raises."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
-import secrets
 import tempfile
 from collections.abc import Hashable, Iterator, Mapping
 from dataclasses import dataclass
@@ -28,7 +28,7 @@ from openai.types.responses import Response, response_create_params
 
 from .._errors import BatchCanceledError, BatchExpiredError, BatchValidationError, DeferrableError
 from ..engine import Outcome
-from ._deferral import Deferral, TargetCache, fingerprint
+from ._deferral import Deferral, TargetCache, canonical_json, destination, fingerprint, lines_of
 
 CHAT = "/v1/chat/completions"
 RESPONSES = "/v1/responses"
@@ -42,6 +42,9 @@ TAG_KEY = "deferrable"
 """The batch metadata key whose value names the batch for deferrable (its journal)."""
 _NOT_BODY = frozenset({"extra_headers", "extra_query", "extra_body", "timeout"})
 _LINE_OVERHEAD = 64
+RECOVERY_HORIZON = 300.0
+"""Seconds before the journal's record of a create call after which a lost batch is
+looked for (clock skew)."""
 
 
 @dataclass(frozen=True)
@@ -100,10 +103,11 @@ class _Body:
     given: dict[str, Any]
     extra: Mapping[str, Any] | None
 
-    def json(self) -> dict[str, Any]:
-        """The JSON body the live call would send. A body of plain JSON values passes
-        through the transform unchanged (no create-params type has aliases), so only
-        bodies holding other values (files, dates, ...) pay for it."""
+    @functools.cached_property
+    def sent(self) -> dict[str, Any]:
+        """The JSON body the live call would send (computed once). A body of plain JSON
+        values passes through the transform unchanged (no create-params type has
+        aliases), so only bodies holding other values (files, dates, ...) pay for it."""
         body = self.given
         if not _plain_json(body):
             body = maybe_transform(body, _ENDPOINTS[self.endpoint].params) or {}
@@ -135,12 +139,16 @@ class OpenAITarget:
     their own, since nothing in the batch line tells them apart.
     """
 
+    provider = "openai"
     max_requests = MAX_REQUESTS
     max_bytes = MAX_BYTES
+    tags_batches = True
+    """Each batch carries its journal token in its metadata."""
 
     def __init__(self, key: Hashable, client: openai.OpenAI, *, endpoint: str, decode: bool,
-                 headers: tuple[tuple[str, str], ...]) -> None:
+                 headers: tuple[tuple[str, str], ...], destination: str) -> None:
         self.key = key
+        self.destination = destination
         self._client = client
         self._endpoint = endpoint
         self._spec = _ENDPOINTS[endpoint]
@@ -148,14 +156,17 @@ class OpenAITarget:
         self._headers = dict(headers)
         self.max_units: int | None = MAX_EMBEDDING_INPUTS if endpoint == EMBEDDINGS else None
 
-    def submit(self, requests: list[tuple[str, Any]]) -> str:
+    def canonical(self, body: Any) -> str:
+        """The body the live call sends, as canonical JSON."""
+        return canonical_json(body.sent)
+
+    def submit(self, requests: list[tuple[str, Any]], tag: str) -> str:
         """Upload the JSONL input (from a private temporary file) and create the batch,
-        tagged in its metadata; returns its id."""
-        tag = secrets.token_hex(12)
+        tagged `tag` in its metadata; returns its id."""
         with tempfile.TemporaryFile() as handle:
             for custom_id, body in requests:
                 handle.write(openapi_dumps({"custom_id": custom_id, "method": "POST",
-                                            "url": self._endpoint, "body": body.json()}) + b"\n")
+                                            "url": self._endpoint, "body": body.sent}) + b"\n")
             handle.seek(0)
             uploaded = self._client.files.create(file=(f"deferrable-{tag}.jsonl", handle),
                                                  purpose="batch", extra_headers=self._headers)
@@ -172,9 +183,10 @@ class OpenAITarget:
         """Whether the batch has ended (completed, failed, expired or cancelled)."""
         return self._retrieve(batch_id).status in ENDED
 
-    def results(self, batch_id: str) -> Iterator[tuple[str, Outcome]]:
-        """Each line of the output and error files as (custom_id, (value, error)); for a
-        batch that failed validation, every request of its input with that failure."""
+    def results(self, batch_id: str) -> Iterator[tuple[str, Any]]:
+        """Each line of the output and error files as (custom_id, {"line", "status"});
+        for a batch that failed validation, each request of its input with the failure
+        as {"invalid": ...}."""
         batch = self._retrieve(batch_id)
         if batch.status == "failed":
             yield from self._validation_failures(batch)
@@ -183,7 +195,30 @@ class OpenAITarget:
             if file_id is None:
                 continue
             for line in self._lines(file_id):
-                yield line["custom_id"], self._outcome(line, batch.status)
+                yield str(line["custom_id"]), {"line": line, "status": batch.status}
+
+    def outcome(self, line: Any) -> Outcome:
+        """What the live call returns or raises for a line of `results()`."""
+        invalid = line.get("invalid")
+        if invalid is not None:
+            return None, BatchValidationError(invalid["message"], code=invalid.get("code"),
+                                              line=invalid.get("line"))
+        return self._outcome(line["line"], line["status"])
+
+    def succeeded(self, line: Any) -> bool:
+        """Whether the line holds a successful response."""
+        response = (line.get("line") or {}).get("response") or {}
+        return 200 <= int(response.get("status_code") or 0) < 300
+
+    def recover(self, tag: str, created_at: float, requests: int) -> list[str]:
+        """The batch whose metadata carries `tag`, looked for among those created since
+        shortly before `created_at` (newest first)."""
+        for batch in self._client.batches.list(limit=100, extra_headers=self._headers):
+            if batch.created_at < created_at - RECOVERY_HORIZON:
+                break
+            if (batch.metadata or {}).get(TAG_KEY) == tag:
+                return [batch.id]
+        return []
 
     def discard(self, batch_id: str) -> None:
         """Delete the batch's input, output and error files."""
@@ -232,29 +267,28 @@ class OpenAITarget:
         return httpx2.Response(status, headers=headers, json=body,
                                request=httpx2.Request("POST", url))
 
-    def _validation_failures(self, batch: openai.types.Batch) -> Iterator[tuple[str, Outcome]]:
-        """Fail each request of a `failed` batch: with its own error when a line names it,
-        else with the batch's."""
+    def _validation_failures(self, batch: openai.types.Batch) -> Iterator[tuple[str, Any]]:
+        """Each request of a `failed` batch with its failure: its own error when a line
+        names it, else the batch's."""
         found = list(batch.errors.data or []) if batch.errors is not None else []
         by_line = {error.line: error for error in found if error.line is not None}
         summary = "; ".join(f"{e.code}: {e.message}" for e in found) or "no reason given"
         for number, line in enumerate(self._lines(batch.input_file_id), 1):
             error = by_line.get(number)
             if error is None:
-                failure = BatchValidationError(f"batch {batch.id} failed validation: {summary}")
+                invalid: dict[str, Any] = {
+                    "message": f"batch {batch.id} failed validation: {summary}"}
             else:
-                failure = BatchValidationError(
-                    f"batch {batch.id} failed validation: {error.code} at line {number}: "
-                    f"{error.message}", code=error.code, line=number)
-            yield line["custom_id"], (None, failure)
+                invalid = {"message": f"batch {batch.id} failed validation: {error.code} at "
+                                      f"line {number}: {error.message}",
+                           "code": error.code, "line": number}
+            yield str(line["custom_id"]), {"invalid": invalid}
 
     def _lines(self, file_id: str) -> Iterator[dict[str, Any]]:
         """A JSONL file's lines, streamed."""
         with self._client.files.with_streaming_response.content(
                 file_id, extra_headers=self._headers) as response:
-            for text in response.iter_lines():
-                if text.strip():
-                    yield json.loads(text)
+            yield from lines_of(response)
 
     def _retrieve(self, batch_id: str) -> openai.types.Batch:
         return self._client.batches.retrieve(batch_id, extra_headers=self._headers)
@@ -269,11 +303,16 @@ _targets: TargetCache[OpenAITarget] = TargetCache()
 
 def _target(client: openai.OpenAI | openai.AsyncOpenAI, *, endpoint: str, model: str | None,
             decode: bool, headers: tuple[tuple[str, str], ...]) -> OpenAITarget:
-    key = ("openai", endpoint, model, decode, str(client.base_url), _fingerprint(client),
-           client.organization, client.project,
-           tuple(sorted((k, str(v)) for k, v in client._custom_headers.items())), headers)
+    credentials = _fingerprint(client)
+    client_headers = tuple(sorted((k, str(v)) for k, v in client._custom_headers.items()))
+    key = ("openai", endpoint, model, decode, str(client.base_url), credentials,
+           client.organization, client.project, client_headers, headers)
     return _targets.get(key, lambda: OpenAITarget(
-        key, _blocking_client(client), endpoint=endpoint, decode=decode, headers=headers))
+        key, _blocking_client(client), endpoint=endpoint, decode=decode, headers=headers,
+        destination=destination("openai", base_url=str(client.base_url), endpoint=endpoint,
+                                model=model, decode=decode, credentials=credentials,
+                                organization=client.organization, project=client.project,
+                                headers=fingerprint(client_headers, headers))))
 
 
 def _blocking_client(client: openai.OpenAI | openai.AsyncOpenAI) -> openai.OpenAI:

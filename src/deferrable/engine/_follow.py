@@ -1,0 +1,55 @@
+"""The calls of this process waiting on one batch, by custom id (thread-safe: results are
+read in worker threads while the engine's loop attaches more calls)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from .._options import Options
+from ..journal import Journal, NullJournal
+from ._target import Call, Target
+
+
+class Follow:
+    """One batch being followed to its end: its journal token and its waiting calls."""
+
+    def __init__(self, journal: Journal | NullJournal, token: str, target: Target,
+                 options: Options) -> None:
+        self.journal = journal
+        self.token = token
+        self.target = target
+        self.options = options
+        self._waiters: dict[str, list[Call]] = {}
+        self._closed = False
+        self._lock = threading.Lock()
+
+    @property
+    def key(self) -> tuple[Path | None, str]:
+        """The batch's identity in this process: (journal location, token)."""
+        return self.journal.path, self.token
+
+    def add(self, call: Call) -> bool:
+        """Make `call` wait for its line; False once the batch's lines were all read."""
+        assert call.custom_id is not None
+        with self._lock:
+            if self._closed:
+                return False
+            self._waiters.setdefault(call.custom_id, []).append(call)
+            return True
+
+    def take(self, custom_id: str) -> list[Call]:
+        """The calls waiting for `custom_id`'s line, no longer waiting here."""
+        with self._lock:
+            return self._waiters.pop(custom_id, [])
+
+    def close(self) -> dict[str, list[Call]]:
+        """Stop accepting calls; returns those still waiting."""
+        with self._lock:
+            self._closed = True
+            rest, self._waiters = self._waiters, {}
+            return rest
+
+    def __len__(self) -> int:
+        with self._lock:
+            return sum(len(calls) for calls in self._waiters.values())

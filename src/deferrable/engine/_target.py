@@ -1,0 +1,101 @@
+"""What the engine knows of a provider (a `Target`) and of a call (a `Call`)."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .._options import Options
+from ._settle import Waiter
+
+Outcome = tuple[Any, BaseException | None]
+"""A result line, decoded: (value, None) or (None, the exception the call raises)."""
+
+
+class Target(Protocol):
+    """One batch destination (a provider, client identity and endpoint): the engine's
+    only view of a provider. Its methods block; the engine runs them in worker threads.
+
+    Result lines travel as the provider's JSON (what the journal keeps); `outcome()`
+    turns one into what the live call returns or raises.
+    """
+
+    @property
+    def key(self) -> Hashable:
+        """Identity of the destination: calls with equal keys may share a batch."""
+
+    @property
+    def provider(self) -> str:
+        """``"anthropic"`` or ``"openai"``."""
+
+    @property
+    def destination(self) -> str:
+        """The destination as stable JSON text without secrets (credentials appear only
+        as a fingerprint): part of each request's identity, and kept in the journal."""
+
+    @property
+    def max_requests(self) -> int:
+        """The provider's limit of requests per batch."""
+
+    @property
+    def max_bytes(self) -> int:
+        """The provider's limit of bytes per batch."""
+
+    @property
+    def max_units(self) -> int | None:
+        """The provider's limit of units (its own per-call count) per batch, if any."""
+
+    @property
+    def tags_batches(self) -> bool:
+        """Whether a batch carries its tag at the provider, so that `recover()` finds it
+        with certainty (else candidates are verified by their results)."""
+
+    def canonical(self, body: Any) -> str:
+        """The body as the canonical JSON text of what is sent."""
+
+    def submit(self, requests: list[tuple[str, Any]], tag: str) -> str:
+        """Create a batch of (custom_id, body) requests, tagged `tag` where the provider
+        can keep a tag; returns its id."""
+
+    def poll(self, batch_id: str) -> bool:
+        """Whether the batch has ended."""
+
+    def results(self, batch_id: str) -> Iterator[tuple[str, Any]]:
+        """Stream the ended batch's result lines as (custom_id, line)."""
+
+    def outcome(self, line: Any) -> Outcome:
+        """What the live call returns or raises for this result line."""
+
+    def succeeded(self, line: Any) -> bool:
+        """Whether the line is a success (a result worth keeping for a rerun)."""
+
+    def recover(self, tag: str, created_at: float, requests: int) -> list[str]:
+        """Ids of batches that may be the one created with `tag` around `created_at`
+        (epoch seconds) holding `requests` requests, whose create call's answer was lost."""
+
+    def discard(self, batch_id: str) -> None:
+        """Delete what the batch left at the provider (e.g. files) once its results are
+        read; called only when the `delete_files` option holds."""
+
+
+class RequestRejectedError(Exception):
+    """Raised by `Target.submit` when the provider refused the whole batch because of one
+    request: the engine fails that call with `error` and submits the rest again."""
+
+    def __init__(self, custom_id: str, error: BaseException) -> None:
+        super().__init__(f"request {custom_id} rejected: {error}")
+        self.custom_id = custom_id
+        self.error = error
+
+
+@dataclass(eq=False)
+class Call:
+    """One deferred call, from its submission to its outcome."""
+
+    target: Target
+    body: Any
+    future: Waiter
+    options: Options
+    custom_id: str | None = None
+    """The request's identity, assigned when its batch is planned."""

@@ -1,0 +1,91 @@
+"""The engine's blocking steps, run in its worker threads: planning a launch against the
+journal, and reading result lines into the journal and then to the waiting calls."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from .._errors import JournalError
+from ..journal import Journal, NullJournal, Plan, request_digest
+from ._follow import Follow
+from ._settle import Settler
+from ._target import Call, Target
+
+log = logging.getLogger("deferrable")
+SETTLE_CHUNK = 512
+"""Result lines recorded in one journal transaction, then handed to their callers."""
+
+
+def plan_launch(journal: Journal | NullJournal, target: Target, calls: list[Call]) -> Plan:
+    """Give each call its identity, let the journal decide what to submit, and answer the
+    calls whose results the journal already holds."""
+    options = calls[0].options
+    for call in calls:
+        if call.custom_id is None:
+            digest = (request_digest(target.destination, target.canonical(call.body))
+                      if journal.durable else "")
+            call.custom_id = journal.custom_id(digest, dedupe=options.dedupe)
+    plan = journal.plan([call.custom_id or "" for call in calls], provider=target.provider,
+                        destination=target.destination, reuse_for=options.reuse_for)
+    serve(target, ((calls[index], line) for index, line in plan.served))
+    return plan
+
+
+def serve(target: Target, answered: Iterable[tuple[Call, Any]]) -> None:
+    """Settle calls with result lines (taken from the journal)."""
+    settler = Settler()
+    for count, (call, line) in enumerate(answered, 1):
+        value, error = target.outcome(line)
+        settler.settle(call.future, value, error)
+        if count % SETTLE_CHUNK == 0:
+            settler.dispatch()
+    settler.dispatch()
+
+
+def resolve_from(follow: Follow, batch_id: str) -> None:
+    """Read the batch's result lines: each chunk is recorded in the journal first, then
+    its calls are settled, so that no caller sees a result a rerun would pay for again."""
+    target, journal = follow.target, follow.journal
+    reuse_for = follow.options.reuse_for
+    lines = iter(target.results(batch_id))
+    while True:
+        chunk = list(itertools.islice(lines, SETTLE_CHUNK))
+        if not chunk:
+            return
+        records: list[tuple[str, Any, bool]] = []
+        settlements: list[tuple[list[Call], Any, BaseException | None]] = []
+        for custom_id, line in chunk:
+            calls = follow.take(custom_id)
+            if calls:
+                value, error = target.outcome(line)
+                settlements.append((calls, value, error))
+                succeeded = error is None
+            else:
+                succeeded = target.succeeded(line)
+            records.append((custom_id, line if succeeded else None, bool(calls)))
+        try:
+            journal.received(follow.token, records, reuse_for)
+        except JournalError:
+            log.exception("recording results of batch %s in the journal failed; they are "
+                          "delivered, but a rerun will not find them", batch_id)
+        settler = Settler()
+        for calls, value, error in settlements:
+            for call in calls:
+                settler.settle(call.future, value, error)
+        settler.dispatch()
+
+
+def belongs(target: Target, batch_id: str, journal: Journal | NullJournal, token: str) -> bool:
+    """Whether the ended batch `batch_id` holds a request recorded under `token` (its
+    first result line tells)."""
+    lines = iter(target.results(batch_id))
+    try:
+        first = next(lines, None)
+    finally:
+        close = getattr(lines, "close", None)
+        if close is not None:
+            close()
+    return first is not None and journal.belongs(token, first[0])
