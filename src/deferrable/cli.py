@@ -16,9 +16,12 @@ import typing
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from deferrable import __version__
+
+if TYPE_CHECKING:
+    from deferrable.emulator import Faults
 
 Handler = Callable[[argparse.Namespace], int]
 T = TypeVar("T")
@@ -104,6 +107,18 @@ def _add_emulator(commands: argparse._SubParsersAction[argparse.ArgumentParser])
                         help="result downloads stop after this many lines")
     faults.add_argument("--truncate-mode", choices=("abort", "clean"), default="abort",
                         help="cut the connection, or end a short well-formed stream")
+    faults.add_argument("--results-line-delay", type=_non_negative_float, default=0.0,
+                        metavar="SECONDS", help="wait this long before each line of a result "
+                                                "download (a slow stream)")
+    faults.add_argument("--hold-before", type=_hold, action="append", default=[],
+                        metavar="ROUTE=SECONDS",
+                        help='hold every request on ROUTE (e.g. "POST /v1/messages/batches", '
+                             'or "*") this long before handling it; a client gone by then is '
+                             "never served (repeatable)")
+    faults.add_argument("--hold-after", type=_hold, action="append", default=[],
+                        metavar="ROUTE=SECONDS",
+                        help="handle every request on ROUTE, then hold the answer this long "
+                             "(repeatable)")
     emulator.add_argument("--quirk", action="append", default=[], metavar="NAME=VALUE",
                           help="set a field of deferrable.emulator.Quirks, a switch for "
                                "undocumented behaviour (repeatable; a wrong NAME lists them)")
@@ -114,7 +129,7 @@ def _add_emulator(commands: argparse._SubParsersAction[argparse.ArgumentParser])
 
 
 def _run_emulator(args: argparse.Namespace) -> int:
-    from deferrable.emulator import Emulator, Faults, Limits, Quirks
+    from deferrable.emulator import Emulator, Limits, Quirks
 
     try:
         quirks = _dataclass_from(Quirks, args.quirk)
@@ -122,13 +137,7 @@ def _run_emulator(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"deferrable emulator: {error}", file=sys.stderr)
         return 2
-    faults = Faults(
-        error_rate=args.error_rate, error_rate_status=args.error_rate_status, seed=args.seed,
-        expire_batches=args.expire_batches,
-        expire_completed_fraction=args.expire_completed_fraction,
-        cancel_completed_fraction=args.cancel_completed_fraction,
-        truncate_results_after=args.truncate_results_after, truncate_mode=args.truncate_mode)
-    emulator = Emulator(batch_latency=args.batch_latency, faults=faults, quirks=quirks,
+    emulator = Emulator(batch_latency=args.batch_latency, faults=_faults(args), quirks=quirks,
                         limits=limits, host=args.host, port=args.port, data_dir=args.data_dir)
 
     def announce(url: str) -> None:
@@ -143,6 +152,21 @@ def _run_emulator(args: argparse.Namespace) -> int:
         return 1
     print("deferrable emulator stopped", file=sys.stderr, flush=True)
     return 0
+
+
+def _faults(args: argparse.Namespace) -> Faults:
+    """The emulator's `Faults` from the fault-injection flags; holds apply to every request."""
+    from deferrable.emulator import Faults, Hold
+
+    holds = [Hold(route, before=seconds, times=None) for route, seconds in args.hold_before]
+    holds += [Hold(route, after=seconds, times=None) for route, seconds in args.hold_after]
+    return Faults(
+        error_rate=args.error_rate, error_rate_status=args.error_rate_status, seed=args.seed,
+        expire_batches=args.expire_batches,
+        expire_completed_fraction=args.expire_completed_fraction,
+        cancel_completed_fraction=args.cancel_completed_fraction,
+        truncate_results_after=args.truncate_results_after, truncate_mode=args.truncate_mode,
+        results_line_delay=args.results_line_delay, holds=holds)
 
 
 @contextmanager
@@ -190,6 +214,22 @@ def _fraction(text: str) -> float:
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1, not {text}")
     return value
+
+
+def _hold(text: str) -> tuple[str, float]:
+    """``ROUTE=SECONDS`` (split at the last ``=``), ROUTE ``"METHOD /path"`` or ``"*"``."""
+    route, sep, seconds = text.rpartition("=")
+    route = route.strip()
+    method, _, path = route.partition(" ")
+    if not sep or (route != "*" and not (method.isalpha() and method.isupper()
+                                         and path.startswith("/"))):
+        raise argparse.ArgumentTypeError(
+            f'expected ROUTE=SECONDS, ROUTE like "POST /v1/messages/batches" or "*", '
+            f"not {text!r}")
+    try:
+        return route, _non_negative_float(seconds)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"SECONDS must be a number, not {seconds!r}") from None
 
 
 def _field_names(cls: type[Any]) -> list[str]:

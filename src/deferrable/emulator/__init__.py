@@ -6,7 +6,7 @@ judge the library honestly.
 """
 
 from ._cache import CacheUse
-from ._config import Faults, HttpFault, Limits, Quirks
+from ._config import Faults, Hold, HttpFault, Limits, Quirks
 from ._responder import Prompt, Responder, count_tokens, default_responder
 from ._server import Emulator
 
@@ -14,6 +14,7 @@ __all__ = [
     "CacheUse",
     "Emulator",
     "Faults",
+    "Hold",
     "HttpFault",
     "Limits",
     "Prompt",

@@ -3,6 +3,7 @@ stamps request ids, injects HTTP faults, checks authentication and renders error
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 
@@ -55,29 +56,43 @@ def _middleware(state: EmulatorState) -> Middleware:
         request[REQUEST_ID] = anthropic_request_id() if anthropic else openai_request_id()
         route = route_key(request)
         state.stats.count_request(route)
-        try:
-            fault = state.take_http_fault(route)
-            if fault is not None:
-                if fault.drop_connection:
-                    return _drop(request)
-                error = injected_error(fault.status)
-                error.headers = _fault_headers(fault.retry_after_ms, fault.retry_after,
-                                               fault.should_retry)
-                raise error
-            _check_anthropic(request) if anthropic else _check_openai(request)
-            response = await handler(request)
-        except ApiError as error:
-            response = _render(request, error, state)
-        except web.HTTPException as error:
-            response = _render(request, ApiError(error.status, _http_message(error)), state)
-        except Exception:
-            log.exception("emulator route %s failed", route)
-            response = _render(request, ApiError(500, "Internal server error."), state)
-        if not response.prepared:
-            response.headers.update(request_id_header(request))
+        before, after = state.take_holds(route)
+        if before > 0:
+            await asyncio.sleep(before)
+            if _client_gone(request):  # lost on the way: nothing runs, nothing is created
+                return _drop(request)
+        response = await _answer(request, handler, state, route, anthropic)
+        if after > 0:
+            await asyncio.sleep(after)
         return response
 
     return middleware
+
+
+async def _answer(request: web.Request, handler: Handler, state: EmulatorState, route: str,
+                  anthropic: bool) -> web.StreamResponse:
+    """The handler's response, or an injected fault, or the provider's error for a failure."""
+    try:
+        fault = state.take_http_fault(route)
+        if fault is not None:
+            if fault.drop_connection:
+                return _drop(request)
+            error = injected_error(fault.status)
+            error.headers = _fault_headers(fault.retry_after_ms, fault.retry_after,
+                                           fault.should_retry)
+            raise error
+        _check_anthropic(request) if anthropic else _check_openai(request)
+        response = await handler(request)
+    except ApiError as error:
+        response = _render(request, error, state)
+    except web.HTTPException as error:
+        response = _render(request, ApiError(error.status, _http_message(error)), state)
+    except Exception:
+        log.exception("emulator route %s failed", route)
+        response = _render(request, ApiError(500, "Internal server error."), state)
+    if not response.prepared:
+        response.headers.update(request_id_header(request))
+    return response
 
 
 def _check_anthropic(request: web.Request) -> None:
@@ -131,6 +146,11 @@ def _http_message(error: web.HTTPException) -> str:
     if error.status == 405:
         return "Method not allowed."
     return error.reason
+
+
+def _client_gone(request: web.Request) -> bool:
+    """Whether the client has closed its connection."""
+    return request.transport is None or request.transport.is_closing()
 
 
 def _drop(request: web.Request) -> web.StreamResponse:

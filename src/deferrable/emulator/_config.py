@@ -34,6 +34,27 @@ class HttpFault:
 
 
 @dataclass
+class Hold:
+    """A delay on a route, for `times` requests (None: every request) and then spent.
+
+    `route` is a stats key or ``"*"``, as for `HttpFault`. `before` seconds pass after the
+    request is counted and before it is handled; a client gone by then is never served
+    (the request is lost on the way: no handler runs, nothing is created). `after`
+    seconds pass between handling and answering (the batch exists, the client still
+    waits); a streamed download is already sent by then.
+    """
+
+    route: str
+    before: float = 0.0
+    after: float = 0.0
+    times: int | None = 1
+
+    def matches(self, route: str) -> bool:
+        """Whether this hold applies to `route` and has uses left."""
+        return (self.times is None or self.times > 0) and self.route in ("*", route)
+
+
+@dataclass
 class Faults:
     """Faults the emulator injects. Mutable while the emulator runs (`emu.faults`).
 
@@ -41,6 +62,10 @@ class Faults:
     ``{{error:error_type}}`` (e.g. ``{{error:429}}``, ``{{error:overloaded_error}}``)
     fails with that error, live and in a batch alike; `error_rate` fails that share of
     requests with `error_rate_status`, chosen deterministically from `seed`.
+
+    Timing: `holds` delay requests before or after they are handled (every matching
+    hold with uses left applies, one use each, and their delays add up);
+    `results_line_delay` slows result downloads line by line.
     """
 
     error_rate: float = 0.0
@@ -56,7 +81,11 @@ class Faults:
     """Result downloads (Anthropic results, OpenAI file contents) stop after this many lines."""
     truncate_mode: Literal["abort", "clean"] = "abort"
     """`abort` cuts the connection mid-stream; `clean` ends a well-formed but short stream."""
+    results_line_delay: float = 0.0
+    """Seconds waited before sending each line of a result download (Anthropic results,
+    OpenAI file contents), so that a reader can be stopped mid-stream."""
     http: list[HttpFault] = field(default_factory=list)
+    holds: list[Hold] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

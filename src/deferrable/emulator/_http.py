@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -61,21 +62,24 @@ async def read_json_object(request: web.Request, max_bytes: int) -> dict[str, An
 
 async def stream_file(request: web.Request, state: EmulatorState, path: Path,
                       content_type: str) -> web.StreamResponse:
-    """Send a JSONL file in chunks, honouring the truncated-stream fault."""
+    """Send a JSONL file in chunks, honouring the truncated and slow stream faults."""
     response = web.StreamResponse(headers={"content-type": content_type,
                                            **request_id_header(request)})
     await response.prepare(request)
     limit = state.faults.truncate_results_after
+    delay = state.faults.results_line_delay
     with path.open("rb") as source:
-        if limit is None:
+        if limit is None and delay <= 0:
             while chunk := source.read(_CHUNK):
                 await response.write(chunk)
         else:
             for sent, line in enumerate(source):
-                if sent >= limit:
+                if limit is not None and sent >= limit:
                     break
+                if delay > 0:
+                    await asyncio.sleep(delay)
                 await response.write(line)
-            if state.faults.truncate_mode == "abort":
+            if limit is not None and state.faults.truncate_mode == "abort":
                 _abort(request)
                 return response
     await response.write_eof()

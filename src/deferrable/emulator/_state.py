@@ -63,6 +63,19 @@ class EmulatorState:
                     return fault
         return None
 
+    def take_holds(self, route: str) -> tuple[float, float]:
+        """Seconds to wait (before, after) handling a request on `route`, consuming one use
+        of every matching hold."""
+        before = after = 0.0
+        with self._fault_lock:
+            for hold in self.faults.holds:
+                if hold.matches(route):
+                    if hold.times is not None:
+                        hold.times -= 1
+                    before += hold.before
+                    after += hold.after
+        return before, after
+
     def fails_by_rate(self, key: str) -> bool:
         """Whether the request identified by `key` is one of the `error_rate` share."""
         rate = self.faults.error_rate
