@@ -349,3 +349,17 @@ def test_a_request_that_sinks_its_batch_fails_alone() -> None:
         assert isinstance(bad, anthropic.BadRequestError)
         assert "temperature" in bad.message
         assert emu.stats()["batches"]["anthropic_batches"] == 1
+
+
+def test_a_sync_function_inherits_the_enclosing_scope() -> None:
+    """A sync @deferrable called inside scope(...) runs with that scope's options under its own."""
+    from deferrable._scope import active_options
+
+    @defer(max_batch_size=7)
+    def options_inside() -> tuple[float, int]:
+        options = active_options()
+        assert options is not None
+        return options.max_wait, options.max_batch_size
+
+    with deferrable.scope(max_wait=42):
+        assert options_inside().result(timeout=5) == (42, 7)

@@ -16,6 +16,8 @@ from ._errors import (
     BatchSubmissionError,
     BatchValidationError,
     DeferrableError,
+    JournalCorruptError,
+    JournalError,
     MissingResultError,
 )
 from ._options import Options, configure
@@ -31,6 +33,8 @@ __all__ = [
     "BatchValidationError",
     "DeferrableError",
     "Deferred",
+    "JournalCorruptError",
+    "JournalError",
     "MissingResultError",
     "Options",
     "__version__",

@@ -8,6 +8,7 @@ arrived, until the awaited one is done. Greenlets never leave the thread that ma
 
 from __future__ import annotations
 
+import contextvars
 import queue
 import threading
 import time
@@ -85,7 +86,11 @@ def start(function: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, A
         else:
             outcome.set_result(value)
 
-    _TaskGreenlet(run, ready).switch()
+    task = _TaskGreenlet(run, ready)
+    # Like an asyncio task, the call runs in a copy of the caller's context: an enclosing
+    # scope's options (and the caller's other context variables) hold inside it.
+    task.gr_context = contextvars.copy_context()
+    task.switch()
     return outcome
 
 
