@@ -4,7 +4,9 @@ the rerun prints every answer."""
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,7 @@ import pytest
 
 from deferrable.journal import BatchRecord, Journal
 
-from .jobs.resume_job import ANTHROPIC_MODEL, OPENAI_MODEL, prompt
+from .jobs.resume_job import ANTHROPIC_MODEL, DUMMY_KEY, OPENAI_MODEL, prompt
 from .processes import EmulatorProcess, Job, wait_for
 
 COUNT = 24
@@ -121,20 +123,31 @@ def test_a_batch_whose_id_never_reached_the_journal_is_found_again(
     assert [b.state for b in batches(store)] == ["collected"]
 
 
+@pytest.mark.parametrize("provider", ["anthropic", "openai"])
 def test_a_create_call_lost_on_the_way_is_made_again_once(
-        emulators: list[EmulatorProcess], store: Path) -> None:
+        emulators: list[EmulatorProcess], store: Path, provider: str) -> None:
     """Killed while its create call was on the way (never processed): the rerun looks for
-    the batch, finds none, and creates it once."""
-    emulator = start(emulators, "--hold-before", f"{CREATE['anthropic']}=1")
-    job = Job(emulator.url, store, "--count", str(COUNT))
-    wait_for(lambda: counted(emulator, CREATE["anthropic"]))
+    the batch, finds none, and creates it once (OpenAI: the orphaned upload is deleted)."""
+    emulator = start(emulators, "--hold-before", f"{CREATE[provider]}=1")
+    job = Job(emulator.url, store, "--count", str(COUNT), "--provider", provider)
+    wait_for(lambda: counted(emulator, CREATE[provider]))
     job.kill()
     time.sleep(1.2)  # the hold ends; the emulator drops the orphaned request
     assert emulator.stats()["batches"] == {}
-    assert_all_answered(rerun(emulator, store))
-    assert_paid_once(emulator, "anthropic")
-    states = sorted(b.state for b in batches(store))
-    assert states == ["collected", "lost"]
+    assert_all_answered(rerun(emulator, store, "--provider", provider))
+    assert_paid_once(emulator, provider)
+    assert sorted(b.state for b in batches(store)) == ["collected", "lost"]
+    if provider == "openai":
+        assert openai_files(emulator) == []
+
+
+def openai_files(emulator: EmulatorProcess) -> list[Any]:
+    """The files the emulator's OpenAI side still holds."""
+    request = urllib.request.Request(f"{emulator.url}/v1/files",
+                                     headers={"Authorization": f"Bearer {DUMMY_KEY}"})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        files: list[Any] = json.load(answer)["data"]
+    return files
 
 
 @pytest.mark.parametrize("provider", ["anthropic", "openai"])

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
@@ -17,9 +18,11 @@ import anthropic
 import openai
 
 from ._decorator import deferrable
+from ._options import configure
 from .cost import PRICES_AS_OF, Usage, cost_usd
 from .emulator import Emulator
 from .engine import engine
+from .journal import close_journals
 
 MODEL = "claude-haiku-4-5"
 OPENAI_MODEL = "gpt-6.2-sol"
@@ -55,7 +58,10 @@ def run_demo(*, requests: int = 2000, batch_latency: float = 1.0, out: TextIO | 
     work = reviews(requests)
     say(f"deferrable demo: {requests:,} sentiment calls on {MODEL}, on the embedded emulator "
         f"(batch latency {batch_latency:g} s)\n")
-    with Emulator(batch_latency=batch_latency) as emu:
+    # The demo's journal is its own, gone at the end: a user's journal keeps real work.
+    with tempfile.TemporaryDirectory(prefix="deferrable-demo-") as store, \
+            Emulator(batch_latency=batch_latency) as emu:
+        configure(store=store)
         client = anthropic.AsyncAnthropic(api_key=DEMO_KEY, base_url=emu.url)
 
         async def sentiment(review: str) -> anthropic.types.Message:
@@ -63,15 +69,17 @@ def run_demo(*, requests: int = 2000, batch_latency: float = 1.0, out: TextIO | 
                 model=MODEL, max_tokens=5, system="Answer with one word.",
                 messages=[{"role": "user", "content": f"Sentiment of this review: {review}"}])
 
-        say("1/3  live: the plain async function, one POST /v1/messages per call")
+        say("1/4  live: the plain async function, one POST /v1/messages per call")
         live = asyncio.run(_measure(emu, sentiment, work, say, bounded=True))
-        say("2/3  deferred: the same function under @deferrable")
+        say("2/4  deferred: the same function under @deferrable")
         deferred = asyncio.run(_measure(emu, deferrable(max_wait=0.5)(sentiment), work, say))
         _report(say, work, live, deferred)
         say("\n3/4  sync code: @deferrable on a plain def returns Deferred futures at once")
         sync_ok = _sync_example(emu, work[:200], say)
         say("\n4/4  OpenAI: the same decorator on chat.completions (Files + Batches)")
         openai_ok = asyncio.run(_openai_example(emu, work[:200], say))
+        engine().finish_cleanups()
+        close_journals()
     same = live.labels == deferred.labels and len(deferred.labels) == requests
     return 0 if same and sync_ok and openai_ok else 1
 

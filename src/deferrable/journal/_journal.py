@@ -33,7 +33,7 @@ import diskcache
 from .._errors import JournalCorruptError, JournalError
 from ._disk import TextOnlyDisk
 from ._identity import Occurrences
-from ._liveness import process_token
+from ._liveness import is_alive, process_token
 
 FORMAT = 1
 _MARKER = "deferrable:journal"
@@ -268,14 +268,15 @@ class Journal:
                 yield key[len(_REQUEST):], record
 
     def prune(self, older_than: float) -> dict[str, int]:
-        """Delete batches that ended more than `older_than` seconds ago with their
-        requests, results delivered past their reuse period, and requests of batches that
-        are gone; returns how many of each kind went."""
+        """Delete batches that ended (or, abandoned by a process that died, began) more
+        than `older_than` seconds ago with their requests, results delivered past their
+        reuse period, and requests of batches that are gone; returns how many of each
+        kind went."""
         cache = self._open()
         expired = int(cache.expire())
         horizon = time.time() - older_than
-        gone = {b.token for b in self.batches() if b.state not in OPEN_STATES
-                and (b.ended_at or b.created_at) < horizon}
+        gone = {b.token for b in self.batches() if (b.ended_at or b.created_at) < horizon
+                and (b.state not in OPEN_STATES or not is_alive(b.owner))}
         with self._transaction() as cache:
             for token in gone:
                 cache.delete(_BATCH + token)

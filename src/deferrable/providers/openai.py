@@ -168,7 +168,7 @@ class OpenAITarget:
                 handle.write(openapi_dumps({"custom_id": custom_id, "method": "POST",
                                             "url": self._endpoint, "body": body.sent}) + b"\n")
             handle.seek(0)
-            uploaded = self._client.files.create(file=(f"deferrable-{tag}.jsonl", handle),
+            uploaded = self._client.files.create(file=(_input_name(tag), handle),
                                                  purpose="batch", extra_headers=self._headers)
         try:
             batch = self._client.batches.create(
@@ -218,7 +218,17 @@ class OpenAITarget:
                 break
             if (batch.metadata or {}).get(TAG_KEY) == tag:
                 return [batch.id]
+        self._delete_input_of(tag, since=created_at - RECOVERY_HORIZON)
         return []
+
+    def _delete_input_of(self, tag: str, since: float) -> None:
+        """Delete the input file uploaded (after `since`) for a batch never created."""
+        name = _input_name(tag)
+        for uploaded in self._client.files.list(purpose="batch", extra_headers=self._headers):
+            if uploaded.created_at < since:
+                break
+            if uploaded.filename == name:
+                self._delete(uploaded.id)
 
     def discard(self, batch_id: str) -> None:
         """Delete the batch's input, output and error files."""
@@ -335,6 +345,11 @@ def _fingerprint(client: openai.OpenAI | openai.AsyncOpenAI) -> str:
     refreshed = [id(source) for source in (client._api_key_provider, client.workload_identity)
                  if source is not None]
     return fingerprint(client.api_key, client.admin_api_key, refreshed)
+
+
+def _input_name(tag: str) -> str:
+    """The name of the input file uploaded for the batch tagged `tag`."""
+    return f"deferrable-{tag}.jsonl"
 
 
 def _plain_json(value: object) -> bool:
