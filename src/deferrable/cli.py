@@ -19,6 +19,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from deferrable import __version__
+from deferrable._journal_cli import add_cancel, add_prune, add_status
 
 if TYPE_CHECKING:
     from deferrable.emulator import Faults
@@ -47,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
                                      metavar="COMMAND")
     _add_demo(commands)
     _add_emulator(commands)
+    add_status(commands)
+    add_cancel(commands)
+    add_prune(commands)
     return parser
 
 

@@ -29,6 +29,7 @@ from .._options import Options
 from ..journal import OPEN_STATES, BatchRecord, Journal, NullJournal, is_alive, journal_for, process_token
 from ._buffer import Buffer, GroupLimits
 from ._follow import Follow
+from ._retry import CREATE_ATTEMPTS, answered, backoff, retry_delay
 from ._settle import Settler
 from ._target import Call, RequestRejectedError, Target
 from ._work import belongs, plan_launch, resolve_from, serve
@@ -203,10 +204,13 @@ class Engine:
 
     async def _create(self, follow: Follow, pending: dict[str, Any]) -> str | None:
         """Create the batch and record its id. A request the provider rejects fails alone
-        and the rest go again; when the create call fails without an answer, the batch is
-        looked for before its calls fail. Returns the batch id, or None."""
+        and the rest go again; a failure the provider answered with "try again" is
+        retried; a create call that got no answer is retried only once no batch was found
+        for it. Returns the batch id, or None."""
         journal, token = follow.journal, follow.token
+        attempt = 0
         while pending:
+            attempt += 1
             try:
                 batch_id = await self._io(follow.target.submit, list(pending.items()), token)
             except RequestRejectedError as rejected:
@@ -214,6 +218,7 @@ class Engine:
                     del pending[rejected.custom_id]
                     await self._local(journal.rejected, token, rejected.custom_id)
                     _fail(follow.take(rejected.custom_id), rejected.error)
+                    attempt -= 1
                     continue
                 error: BaseException = rejected.error
             except BaseException as raised:
@@ -221,9 +226,14 @@ class Engine:
             else:
                 await self._local(journal.submitted, token, batch_id)
                 return batch_id
-            found = await self._after_failed_create(follow, error)
-            if found is not None:
-                return found
+            retry = await self._after_failed_create(follow, error, attempt)
+            if isinstance(retry, str):
+                return retry
+            if retry is not None:
+                log.warning("creating batch %s failed (%r); trying again in %.1f s", token,
+                            error, retry)
+                await asyncio.sleep(retry)
+                continue
             _fail([call for calls in follow.close().values() for call in calls], error)
             self._forget(follow)
             if not isinstance(error, Exception):
@@ -232,22 +242,30 @@ class Engine:
         self._forget(follow)
         return None
 
-    async def _after_failed_create(self, follow: Follow, error: BaseException) -> str | None:
-        """A create call that got an answer made no batch; one that got none may have:
-        look for it. Returns the batch found (its id recorded), or None."""
+    async def _after_failed_create(self, follow: Follow, error: BaseException,
+                                   attempt: int) -> str | float | None:
+        """After a failed create call: the batch it made after all (its id, recorded),
+        seconds to wait before creating again, or None to give up."""
         journal, token = follow.journal, follow.token
-        record = None
-        if isinstance(error, Exception) and getattr(error, "status_code", None) is None:
+        if not isinstance(error, Exception):
+            return None  # interrupted: the journal keeps the batch as being created
+        if answered(error):
+            delay = retry_delay(error, attempt)
+            if delay is not None and attempt < CREATE_ATTEMPTS:
+                return delay
+        else:
             try:
                 record = await self._local(journal.batch, token)
                 found = await self._recover(follow, record) if record is not None else None
             except Exception:
-                log.warning("looking for batch %s after its create call failed failed", token,
-                            exc_info=True)
-                found = None
+                log.warning("looking for batch %s after its create call failed did not work; "
+                            "a rerun looks again", token, exc_info=True)
+                return None
             if found is not None:
                 await self._local(journal.submitted, token, found)
                 return found
+            if attempt < CREATE_ATTEMPTS:
+                return backoff(attempt)
         with contextlib.suppress(Exception):
             await self._local(journal.failed, token)
         return None

@@ -87,6 +87,9 @@ class AnthropicTarget:
         self.key = key
         self.destination = destination
         self._client = client
+        self._create_once = client.with_options(max_retries=0)
+        """Creates without the SDK's retries, which could repeat a create whose answer was
+        lost: the engine retries, after looking for the batch."""
         self._beta = beta
         self._betas = list(betas)
         self._headers = dict(headers)
@@ -102,7 +105,7 @@ class AnthropicTarget:
         nowhere to go: a Message Batch has no metadata.)"""
         body = [{"custom_id": custom_id, "params": params} for custom_id, params in requests]
         try:
-            return str(self._batches().create(requests=body, **self._extra()).id)
+            return str(self._batches(self._create_once).create(requests=body, **self._extra()).id)
         except anthropic.BadRequestError as error:
             culprit = _REJECTED_REQUEST.search(error.message)
             if culprit is None or int(culprit.group(1)) >= len(requests):
@@ -153,9 +156,10 @@ class AnthropicTarget:
     def discard(self, batch_id: str) -> None:
         """Nothing to delete: a Message Batch keeps no files (its results expire)."""
 
-    def _batches(self) -> Any:
-        """The SDK's batches resource (beta or not)."""
-        return self._client.beta.messages.batches if self._beta else self._client.messages.batches
+    def _batches(self, client: anthropic.Anthropic | None = None) -> Any:
+        """The SDK's batches resource (beta or not) of `client` (by default the target's)."""
+        client = client or self._client
+        return client.beta.messages.batches if self._beta else client.messages.batches
 
     def _extra(self) -> dict[str, Any]:
         extra: dict[str, Any] = {"extra_headers": self._headers}

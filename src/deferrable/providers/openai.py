@@ -150,6 +150,9 @@ class OpenAITarget:
         self.key = key
         self.destination = destination
         self._client = client
+        self._create_once = client.with_options(max_retries=0)
+        """Creates batches without the SDK's retries, which could repeat a create whose
+        answer was lost: the engine retries, after looking for the batch."""
         self._endpoint = endpoint
         self._spec = _ENDPOINTS[endpoint]
         self._decode = decode
@@ -171,7 +174,7 @@ class OpenAITarget:
             uploaded = self._client.files.create(file=(_input_name(tag), handle),
                                                  purpose="batch", extra_headers=self._headers)
         try:
-            batch = self._client.batches.create(
+            batch = self._create_once.batches.create(
                 input_file_id=uploaded.id, endpoint=self._endpoint,  # type: ignore[arg-type]
                 completion_window="24h", metadata={TAG_KEY: tag}, extra_headers=self._headers)
         except openai.APIStatusError:

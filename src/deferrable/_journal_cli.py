@@ -1,0 +1,348 @@
+"""The journal's subcommands: ``deferrable status``, ``cancel`` and ``prune``.
+
+Each reads the journal at ``--store``, else ``$DEFERRABLE_STORE``, else the per-user
+default, and never creates one: a missing journal is reported, not made. A journal that
+cannot be read exits 2 with its reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from deferrable._errors import JournalError
+from deferrable.journal import OPEN_STATES, BatchRecord, Journal, default_store, is_alive
+
+if TYPE_CHECKING:
+    Subcommands = argparse._SubParsersAction[argparse.ArgumentParser]
+
+Handler = Callable[[argparse.Namespace], int]
+DATABASE = "cache.db"
+"""The file diskcache keeps a journal in: its absence means there is no journal."""
+PREFIXES = {"msgbatch_": "anthropic", "batch_": "openai"}
+"""Batch id prefixes, for an id the journal does not know."""
+
+
+def add_status(commands: Subcommands) -> None:
+    """Register ``deferrable status``."""
+    status = commands.add_parser(
+        "status", help="list the batches in flight and the results not yet collected",
+        description="List the journal's batches in flight (per provider) and count the "
+                    "requests still pending and the results waiting to be collected.")
+    _add_store(status)
+    status.add_argument("--all", action="store_true", help="also list the batches that ended")
+    status.add_argument("--json", action="store_true", help="print one JSON object")
+    status.set_defaults(handler=_run_status)
+
+
+def add_cancel(commands: Subcommands) -> None:
+    """Register ``deferrable cancel``."""
+    cancel = commands.add_parser(
+        "cancel", help="cancel a batch at its provider",
+        description="Cancel a batch with the official SDK (credentials from the environment, "
+                    "as the SDK reads them). The process following it raises "
+                    "BatchCanceledError for the calls that did not run, and the journal "
+                    "forgets them, so a rerun submits them again.")
+    cancel.add_argument("batch_id", metavar="BATCH_ID",
+                        help="the provider's batch id (msgbatch_... or batch_...)")
+    _add_store(cancel)
+    cancel.set_defaults(handler=_run_cancel)
+
+
+def add_prune(commands: Subcommands) -> None:
+    """Register ``deferrable prune``."""
+    prune = commands.add_parser(
+        "prune", help="delete old batches and results from the journal",
+        description="Delete batches that ended more than DAYS ago with their requests, "
+                    "and results past their reuse period.")
+    _add_store(prune)
+    prune.add_argument("--older-than", type=_days, default=30.0, metavar="DAYS",
+                       help="age of the ended batches to delete (default: %(default)s)")
+    prune.set_defaults(handler=_run_prune)
+
+
+def _add_store(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", metavar="DIR",
+                        help="the journal's directory (default: $DEFERRABLE_STORE, else "
+                             "$XDG_STATE_HOME/deferrable/journal)")
+
+
+def _days(text: str) -> float:
+    value = float(text)
+    if not value >= 0:  # also rejects nan
+        raise argparse.ArgumentTypeError(f"must be zero or more, not {text}")
+    return value
+
+
+# -- the journal ---------------------------------------------------------------------------
+
+def _store(args: argparse.Namespace) -> Path:
+    """The journal's directory: ``--store``, else ``$DEFERRABLE_STORE``, else the default."""
+    chosen = args.store or os.environ.get("DEFERRABLE_STORE")
+    return (Path(chosen).expanduser() if chosen else default_store()).absolute()
+
+
+def _exists(store: Path) -> bool:
+    """Whether `store` holds a journal (or may: an unreadable one is left to report why)."""
+    try:
+        return (store / DATABASE).is_file()
+    except OSError:
+        return True
+
+
+@contextmanager
+def _opened(store: Path) -> Iterator[Journal]:
+    journal = Journal(store)
+    try:
+        yield journal
+    finally:
+        journal.close()
+
+
+def _journal_errors_exit_2(run: Handler) -> Handler:
+    """`run`, with a journal it cannot use reported on stderr (exit status 2)."""
+
+    @functools.wraps(run)
+    def guarded(args: argparse.Namespace) -> int:
+        try:
+            return run(args)
+        except JournalError as error:
+            print(f"deferrable: {error}", file=sys.stderr)
+            return 2
+
+    return guarded
+
+
+# -- deferrable status ---------------------------------------------------------------------
+
+@dataclass
+class _Tally:
+    """What the request records say, by batch token."""
+
+    received: Counter[str] = field(default_factory=Counter)
+    delivered: Counter[str] = field(default_factory=Counter)
+    unanswered: Counter[str] = field(default_factory=Counter)
+    waiting: int = 0
+    """Results received but not handed to a caller yet (any batch)."""
+
+
+def _tally(journal: Journal) -> _Tally:
+    tally = _Tally()
+    for _, record in journal.requests():
+        token = str(record.get("batch"))
+        if "result" not in record:
+            tally.unanswered[token] += 1
+        elif record.get("delivered"):
+            tally.received[token] += 1
+            tally.delivered[token] += 1
+        else:
+            tally.received[token] += 1
+            tally.waiting += 1
+    return tally
+
+
+def _status(store: Path, *, everything: bool) -> dict[str, Any]:
+    """The status report of the journal at `store`, as ``status --json`` prints it."""
+    with _opened(store) as journal:
+        batches = journal.batches()
+        tally = _tally(journal)
+    pending = sum(tally.unanswered[b.token] for b in batches if b.state in OPEN_STATES)
+    shown = [b for b in batches if everything or b.state in OPEN_STATES]
+    return {"store": str(store), "batches": [_row(b, tally) for b in shown],
+            "requests_pending": pending, "results_waiting": tally.waiting}
+
+
+def _row(batch: BatchRecord, tally: _Tally) -> dict[str, Any]:
+    return {"provider": batch.provider, "batch_id": batch.batch_id, "token": batch.token,
+            "state": batch.state, "requests": batch.requests,
+            "received": tally.received[batch.token], "delivered": tally.delivered[batch.token],
+            "owner_pid": _pid(batch.owner), "owner_running": is_alive(batch.owner),
+            "created_at": batch.created_at, "ended_at": batch.ended_at}
+
+
+def _pid(owner: str) -> int | None:
+    """The pid of an owner token ``"<pid>:<start>"``."""
+    try:
+        return int(owner.partition(":")[0])
+    except ValueError:
+        return None
+
+
+@_journal_errors_exit_2
+def _run_status(args: argparse.Namespace) -> int:
+    store = _store(args)
+    if not _exists(store):
+        if args.json:
+            print(json.dumps({"store": str(store), "batches": [], "requests_pending": 0,
+                              "results_waiting": 0}, indent=2))
+        print(f"no journal at {store}", file=sys.stderr if args.json else sys.stdout)
+        return 0
+    report = _status(store, everything=args.all)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print("\n".join(_render(report, everything=args.all)))
+    return 0
+
+
+_COLUMNS = ("BATCH", "STATE", "REQUESTS", "RECEIVED", "DELIVERED", "OWNER", "AGE")
+_NUMERIC = frozenset({"REQUESTS", "RECEIVED", "DELIVERED", "AGE"})
+
+
+def _render(report: dict[str, Any], *, everything: bool) -> Iterator[str]:
+    """The report as text: a table per provider, then the totals."""
+    yield f"journal at {report['store']}"
+    rows: list[dict[str, Any]] = report["batches"]
+    if not rows:
+        yield "no batches recorded" if everything else "no batches in flight"
+    for provider in sorted({row["provider"] for row in rows}):
+        yield provider
+        cells = [_cells(row) for row in rows if row["provider"] == provider]
+        yield from _table([list(_COLUMNS), *cells])
+    yield f"requests pending: {report['requests_pending']}"
+    yield f"results waiting to be collected: {report['results_waiting']}"
+
+
+def _cells(row: dict[str, Any]) -> list[str]:
+    owner = "running" if row["owner_running"] else "gone"
+    return [row["batch_id"] or "(being created)", row["state"], str(row["requests"]),
+            str(row["received"]), str(row["delivered"]), f"pid {row['owner_pid']}, {owner}",
+            _age(time.time() - row["created_at"])]
+
+
+def _table(lines: list[list[str]]) -> Iterator[str]:
+    widths = [max(len(line[i]) for line in lines) for i in range(len(_COLUMNS))]
+    for line in lines:
+        cells = (cell.rjust(width) if name in _NUMERIC else cell.ljust(width)
+                 for name, cell, width in zip(_COLUMNS, line, widths, strict=True))
+        yield "  " + "  ".join(cells).rstrip()
+
+
+def _age(seconds: float) -> str:
+    """`seconds` in its largest whole unit: ``"42s"``, ``"3m"``, ``"5h"``, ``"2d"``."""
+    seconds = max(0.0, seconds)
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
+
+
+# -- deferrable cancel ---------------------------------------------------------------------
+
+class _CancelError(Exception):
+    """The provider (or its SDK) refused to cancel the batch."""
+
+
+def _run_cancel(args: argparse.Namespace) -> int:
+    batch_id: str = args.batch_id
+    try:
+        record = _recorded(_store(args), batch_id)
+    except JournalError as error:
+        print(f"deferrable: {error}; going by the batch id alone", file=sys.stderr)
+        record = None
+    destination = _destination(record) if record is not None else _guessed(batch_id)
+    provider = destination.get("provider")
+    if provider not in ("anthropic", "openai"):
+        print(f"deferrable: cannot tell the provider of batch {batch_id!r}: expected an "
+              "Anthropic id (msgbatch_...) or an OpenAI one (batch_...)", file=sys.stderr)
+        return 2
+    try:
+        cancel = _cancel_anthropic if provider == "anthropic" else _cancel_openai
+        state = cancel(batch_id, destination)
+    except _CancelError as error:
+        print(f"deferrable: could not cancel {batch_id}: {error}", file=sys.stderr)
+        return 1
+    print(f"{batch_id} ({provider}): {state}")
+    if record is not None and record.state in OPEN_STATES:
+        print(f"its calls that did not run raise BatchCanceledError in pid {_pid(record.owner)}; "
+              "a rerun submits them again")
+    return 0
+
+
+def _recorded(store: Path, batch_id: str) -> BatchRecord | None:
+    """The journal's record of the provider batch `batch_id`, if any."""
+    if not _exists(store):
+        return None
+    with _opened(store) as journal:
+        return next((b for b in journal.batches() if b.batch_id == batch_id), None)
+
+
+def _destination(record: BatchRecord) -> dict[str, Any]:
+    """Where the batch went (provider, base URL, betas...), from its journal record."""
+    try:
+        found = json.loads(record.destination)
+    except ValueError:
+        found = None
+    return {**(found if isinstance(found, dict) else {}), "provider": record.provider}
+
+
+def _guessed(batch_id: str) -> dict[str, Any]:
+    """The provider of an id the journal does not know, by its prefix (default base URL)."""
+    provider = next((p for prefix, p in PREFIXES.items() if batch_id.startswith(prefix)), None)
+    return {"provider": provider}
+
+
+def _cancel_anthropic(batch_id: str, destination: dict[str, Any]) -> str:
+    """Cancel a Message Batch; returns its processing status."""
+    import anthropic
+
+    try:
+        with anthropic.Anthropic(base_url=destination.get("base_url")) as client:
+            if client.api_key is None and client.auth_token is None and client.credentials is None:
+                raise _CancelError("no Anthropic credentials; set ANTHROPIC_API_KEY")
+            if destination.get("beta"):
+                betas = [str(beta) for beta in destination.get("betas") or ()]
+                batch = client.beta.messages.batches.cancel(
+                    batch_id, betas=betas if betas else anthropic.omit)
+                return str(batch.processing_status)
+            return str(client.messages.batches.cancel(batch_id).processing_status)
+    except anthropic.AnthropicError as error:
+        raise _CancelError(_message(error)) from None
+
+
+def _cancel_openai(batch_id: str, destination: dict[str, Any]) -> str:
+    """Cancel an OpenAI batch (in the organization and project it went to); returns its status."""
+    import openai
+
+    try:
+        with openai.OpenAI(base_url=destination.get("base_url"),
+                           organization=destination.get("organization"),
+                           project=destination.get("project")) as client:
+            return str(client.batches.cancel(batch_id).status)
+    except openai.OpenAIError as error:
+        raise _CancelError(_message(error)) from None
+
+
+def _message(error: Exception) -> str:
+    """An SDK error's own message (an API error's without its status prefix)."""
+    return str(getattr(error, "message", None) or error)
+
+
+# -- deferrable prune ----------------------------------------------------------------------
+
+@_journal_errors_exit_2
+def _run_prune(args: argparse.Namespace) -> int:
+    store = _store(args)
+    if not _exists(store):
+        print(f"no journal at {store}")
+        return 0
+    with _opened(store) as journal:
+        gone = journal.prune(args.older_than * 86_400)
+    print(f"pruned {_count(gone['batches'], 'batch', 'batches')}, "
+          f"{_count(gone['requests'], 'request', 'requests')}, "
+          f"{_count(gone['expired'], 'expired result', 'expired results')}")
+    return 0
+
+
+def _count(number: int, one: str, many: str) -> str:
+    return f"{number} {one if number == 1 else many}"
