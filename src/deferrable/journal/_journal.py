@@ -215,14 +215,16 @@ class Journal:
         with self._transaction() as cache:
             for custom_id, line, delivered in lines:
                 key = _REQUEST + custom_id
-                record = self._read(cache, key)
-                if record is None or record.get("batch") != token:
-                    continue
-                if line is None:
-                    if "result" not in record:
-                        cache.delete(key)
-                    continue
-                delivered = delivered or bool(record.get("delivered"))
+                if not (delivered and line is not None):
+                    # A line nobody here waits for: keep what another process recorded.
+                    record = self._read(cache, key)
+                    if record is None or record.get("batch") != token:
+                        continue
+                    if line is None:
+                        if "result" not in record:
+                            cache.delete(key)
+                        continue
+                    delivered = bool(record.get("delivered"))
                 self._write(cache, key, {"batch": token, "result": line, "received_at": now,
                                          "delivered": delivered},
                             expire=reuse_for if delivered else None)
