@@ -216,7 +216,7 @@ class Engine:
             except RequestRejectedError as rejected:
                 if rejected.custom_id in pending:
                     del pending[rejected.custom_id]
-                    await self._local(journal.rejected, token, rejected.custom_id)
+                    await self._record(journal.rejected, token, rejected.custom_id)
                     _fail(follow.take(rejected.custom_id), rejected.error)
                     attempt -= 1
                     continue
@@ -224,7 +224,7 @@ class Engine:
             except BaseException as raised:
                 error = raised
             else:
-                await self._local(journal.submitted, token, batch_id)
+                await self._record(journal.submitted, token, batch_id)
                 return batch_id
             retry = await self._after_failed_create(follow, error, attempt)
             if isinstance(retry, str):
@@ -262,12 +262,11 @@ class Engine:
                             "a rerun looks again", token, exc_info=True)
                 return None
             if found is not None:
-                await self._local(journal.submitted, token, found)
+                await self._record(journal.submitted, token, found)
                 return found
             if attempt < CREATE_ATTEMPTS:
                 return backoff(attempt)
-        with contextlib.suppress(Exception):
-            await self._local(journal.failed, token)
+        await self._record(journal.failed, token)
         return None
 
     async def _track(self, follow: Follow, batch_id: str) -> None:
@@ -288,8 +287,7 @@ class Engine:
             failure.__cause__ = error
             await self._finish(follow, failure)
             return
-        with contextlib.suppress(Exception):
-            await self._local(follow.journal.collected, follow.token)
+        await self._record(follow.journal.collected, follow.token)
         await self._finish(follow, MissingResultError(
             f"batch {batch_id} ended without a result for this request"))
         if options.delete_files:
@@ -448,6 +446,14 @@ class Engine:
     async def _local(self, function: Callable[..., T], *args: Any) -> T:
         """Run local blocking work (the journal) in a worker thread."""
         return await asyncio.to_thread(function, *args)
+
+    async def _record(self, function: Callable[..., None], *args: Any) -> None:
+        """Write to the journal; a failure is logged, not raised: the batch goes on, and
+        a rerun finds less in the journal (a batch id it then looks for again)."""
+        try:
+            await asyncio.to_thread(function, *args)
+        except Exception:
+            log.exception("writing the journal failed (%s)", getattr(function, "__name__", ""))
 
 
 def _fail(calls: Iterable[Call], error: BaseException, cause: BaseException | None = None) -> None:
