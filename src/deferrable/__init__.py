@@ -15,13 +15,14 @@ from ._errors import (
     BatchExpiredError,
     BatchSubmissionError,
     BatchValidationError,
+    BudgetExceededError,
     DeferrableError,
     JournalCorruptError,
     JournalError,
     MissingResultError,
 )
 from ._options import Options, configure
-from ._patching import patch, unpatch
+from ._patching import observe, patch, unpatch
 from ._scope import live
 
 __version__ = _version("deferrable")
@@ -31,6 +32,7 @@ __all__ = [
     "BatchExpiredError",
     "BatchSubmissionError",
     "BatchValidationError",
+    "BudgetExceededError",
     "DeferrableError",
     "Deferred",
     "JournalCorruptError",
@@ -43,6 +45,7 @@ __all__ = [
     "deferrable",
     "flush",
     "live",
+    "observe",
     "patch",
     "scope",
     "unpatch",

@@ -11,6 +11,8 @@ from . import _greenlets
 from ._deferred import Deferred
 from ._patching import patch
 from ._scope import scope
+from ._sites import function_site
+from .ledger._budget import Budget
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -31,23 +33,28 @@ def deferrable(function: Callable[..., Any] | None = None, /, **options: Any) ->
 
     On ``async def`` calls stay coroutines; on ``def`` a call returns a `Deferred` at
     once, and ``.result()`` waits for the batch. Bare (``@deferrable``) or with options
-    (``@deferrable(max_wait=5)``). Patches the SDKs on first use.
+    (``@deferrable(max_wait=5)``); ``max_cost_usd`` caps what all calls of the function
+    may spend together. Patches the SDKs on first use.
     """
+    cap = options.pop("max_cost_usd", None)
     scope(**options)  # unknown option names fail here, at decoration time
     patch()
 
     def decorate(target: Callable[..., Any]) -> Callable[..., Any]:
+        # One budget for every call of the function; its calls are its site in the ledger.
+        budget = Budget(cap) if cap is not None else None
+        site = function_site(target)
         if inspect.iscoroutinefunction(target):
 
             @functools.wraps(target)
             async def run_async(*args: Any, **kwargs: Any) -> Any:
-                with scope(**options):
+                with scope(budget=budget, site=site, **options):
                     return await target(*args, **kwargs)
 
             return run_async
 
         def in_scope(*args: Any, **kwargs: Any) -> Any:
-            with scope(**options):
+            with scope(budget=budget, site=site, **options):
                 return target(*args, **kwargs)
 
         @functools.wraps(target)

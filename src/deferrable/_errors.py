@@ -41,3 +41,8 @@ class JournalError(DeferrableError):
 
 class JournalCorruptError(JournalError):
     """The journal holds contents deferrable did not write: refused unread, never run."""
+
+
+class BudgetExceededError(DeferrableError):
+    """A call could take its scope's spend past the scope's `max_cost_usd`; it was not
+    made, and nothing was submitted for it."""

@@ -1,4 +1,4 @@
-"""The journal's subcommands: ``deferrable status``, ``cancel`` and ``prune``.
+"""The journal's subcommands: ``deferrable status``, ``cancel``, ``prune`` and ``report``.
 
 Each reads the journal at ``--store``, else ``$DEFERRABLE_STORE``, else the per-user
 default, and never creates one: a missing journal is reported, not made. A journal that
@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from deferrable._errors import JournalError
 from deferrable.journal import OPEN_STATES, BatchRecord, Journal, default_store, is_alive
+from deferrable.ledger import build_report, parse_since, render_report
 
 if TYPE_CHECKING:
     Subcommands = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -43,6 +44,22 @@ def add_status(commands: Subcommands) -> None:
     status.add_argument("--all", action="store_true", help="also list the batches that ended")
     status.add_argument("--json", action="store_true", help="print one JSON object")
     status.set_defaults(handler=_run_status)
+
+
+def add_report(commands: Subcommands) -> None:
+    """Register ``deferrable report``."""
+    report = commands.add_parser(
+        "report", help="what the recorded calls cost, live vs batch, by call site and model",
+        description="What the calls recorded in the journal's ledger paid, what the same "
+                    "calls cost live, and what deferring saved, by call site and model; then "
+                    "the live call sites that would save the most if deferred.")
+    _add_store(report)
+    report.add_argument("--since", metavar="WHEN",
+                        help="only calls since WHEN: 30m, 24h, 7d or a date (2026-11-20)")
+    report.add_argument("--site", help="only call sites containing this text")
+    report.add_argument("--model", help="only models starting with this text")
+    report.add_argument("--json", action="store_true", help="print one JSON object")
+    report.set_defaults(handler=_run_report)
 
 
 def add_cancel(commands: Subcommands) -> None:
@@ -235,6 +252,28 @@ def _age(seconds: float) -> str:
         if seconds >= size:
             return f"{int(seconds // size)}{unit}"
     return f"{int(seconds)}s"
+
+
+# -- deferrable report ---------------------------------------------------------------------
+
+@_journal_errors_exit_2
+def _run_report(args: argparse.Namespace) -> int:
+    store = _store(args)
+    try:
+        since = None if args.since is None else parse_since(args.since, time.time())
+    except ValueError as error:
+        print(f"deferrable: --since: {error}", file=sys.stderr)
+        return 2
+    rows: list[dict[str, Any]] = []
+    if _exists(store):
+        with _opened(store) as journal:
+            rows = journal.ledger()
+    report = build_report(rows, since=since, site=args.site, model=args.model)
+    if args.json:
+        print(json.dumps({"store": str(store), **report}, indent=2))
+    else:
+        print(render_report(report, f"deferrable report: journal at {store}"))
+    return 0
 
 
 # -- deferrable cancel ---------------------------------------------------------------------

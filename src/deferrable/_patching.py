@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import importlib
 import logging
+import os
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -18,8 +19,13 @@ from typing import Any
 import wrapt
 
 from . import _greenlets
+from ._errors import BudgetExceededError
+from ._options import Options, defaults
 from ._scope import active_options
+from ._sites import current_site
 from .engine import engine
+from .ledger import Spend, Tokens, live_ledger, price_of
+from .ledger._budget import Budget, active_budgets
 from .providers._deferral import Deferral
 
 log = logging.getLogger("deferrable")
@@ -40,10 +46,13 @@ class PatchTarget:
     provider: str
     arguments: tuple[tuple[str, Any], ...] = ()
 
+    def adapter(self) -> Any:
+        """The provider adapter module."""
+        return importlib.import_module(f"{__package__}.providers.{self.provider}")
+
     def prepare(self) -> Prepare:
         """The adapter's `prepare`, bound to this method's arguments."""
-        adapter = importlib.import_module(f"{__package__}.providers.{self.provider}")
-        return functools.partial(adapter.prepare, **dict(self.arguments))
+        return functools.partial(self.adapter().prepare, **dict(self.arguments))
 
 
 _CHAT = "openai.resources.chat.completions.completions"
@@ -89,7 +98,7 @@ def patch() -> None:
             original = owner.__dict__.get(method, getattr(owner, method))
             had_own = method in owner.__dict__
             factory = _async_wrapper if target.is_async else _sync_wrapper
-            wrapt.wrap_function_wrapper(target.module, target.name, factory(target.prepare()))
+            wrapt.wrap_function_wrapper(target.module, target.name, factory(target))
             _installed[target] = (owner, method, original, had_own)
 
 
@@ -108,43 +117,164 @@ def unpatch() -> None:
         _warned.clear()
 
 
-def _sync_wrapper(prepare: Prepare) -> Wrapper:
+def _sync_wrapper(target: PatchTarget) -> Wrapper:
+    prepare, adapter = target.prepare(), target.adapter()
+
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...],
                 kwargs: dict[str, Any]) -> Any:
         options = active_options()
         if options is None or args:
-            return wrapped(*args, **kwargs)
-        decision = prepare(instance._client, kwargs)
-        if isinstance(decision, str):
-            _warn_live(decision)
-            return wrapped(*args, **kwargs)
-        future = engine().submit(decision.target, decision.params, decision.size, options,
-                                 decision.units)
-        return _greenlets.wait(future)
+            if not _observing or args:
+                return wrapped(*args, **kwargs)
+            value = wrapped(*args, **kwargs)
+            _record_live(adapter, value, None)
+            return value
+        with _Holds(adapter, kwargs) as holds:
+            decision = prepare(instance._client, kwargs)
+            if isinstance(decision, str):
+                _warn_live(decision)
+                value = wrapped(*args, **kwargs)
+                _record_live(adapter, value, options)
+                holds.settle(value, batch=False)
+                return value
+            future = engine().submit(decision.target, decision.params, decision.size, options,
+                                     decision.units, current_site())
+            value = _greenlets.wait(future)
+            holds.settle(value, batch=True)
+            return value
 
     return wrapper
 
 
-def _async_wrapper(prepare: Prepare) -> Wrapper:
+def _async_wrapper(target: PatchTarget) -> Wrapper:
+    prepare, adapter = target.prepare(), target.adapter()
+
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...],
                 kwargs: dict[str, Any]) -> Awaitable[Any]:
         options = active_options()
         if options is None or args:
-            return wrapped(*args, **kwargs)  # type: ignore[no-any-return]
-        decision = prepare(instance._client, kwargs)
+            if not _observing or args:
+                return wrapped(*args, **kwargs)  # type: ignore[no-any-return]
+            return _observed(adapter, wrapped(*args, **kwargs), current_site())
+        holds = _Holds(adapter, kwargs)
+        with holds.open():
+            decision = prepare(instance._client, kwargs)
         if isinstance(decision, str):
             _warn_live(decision)
-            return wrapped(*args, **kwargs)  # type: ignore[no-any-return]
+            return _live_in_scope(adapter, wrapped(*args, **kwargs), holds, options,
+                                  current_site())
+        site = current_site()
 
         async def deferred() -> Any:
             # Submitted when the coroutine runs, so that it may be created before its loop
             # exists, as in ``asyncio.run(client.messages.create(...))``.
-            return await engine().submit_async(decision.target, decision.params,
-                                               decision.size, options, decision.units)
+            with holds:
+                value = await engine().submit_async(decision.target, decision.params,
+                                                    decision.size, options, decision.units, site)
+                holds.settle(value, batch=True)
+                return value
 
         return deferred()
 
     return wrapper
+
+
+async def _observed(adapter: Any, call: Awaitable[Any], site: str) -> Any:
+    """A live call outside any scope, recorded in the ledger (observe mode)."""
+    value = await call
+    _record_live(adapter, value, None, site)
+    return value
+
+
+async def _live_in_scope(adapter: Any, call: Awaitable[Any], holds: _Holds, options: Options,
+                         site: str) -> Any:
+    """A call that had to go live inside a scope: recorded, and held against its budgets."""
+    with holds:
+        value = await call
+        _record_live(adapter, value, options, site)
+        holds.settle(value, batch=False)
+        return value
+
+
+def _record_live(adapter: Any, value: object, options: Options | None,
+                 site: str | None = None) -> None:
+    """Record a live call's spend in the ledger of its scope's journal (outside a scope,
+    the default one's)."""
+    options = options or defaults()
+    spent: tuple[str, Tokens] | None = adapter.live_spend(value)
+    if spent is not None and options.journal:
+        live_ledger.add(options.store, Spend(site or current_site(), adapter.PROVIDER, spent[0], "live",
+                                     spent[1]))
+
+
+class _Holds:
+    """A call's reservations against the budgets of the scopes around it: taken on
+    entry (BudgetExceededError if any cannot cover the call), replaced by the actual
+    cost by `settle()`, released if the call fails."""
+
+    def __init__(self, adapter: Any, kwargs: dict[str, Any]) -> None:
+        self._adapter = adapter
+        self._kwargs = kwargs
+        self._budgets = active_budgets()
+        self._estimate = 0.0
+        self._held: list[Budget] = []
+        self._settled = False
+
+    def open(self) -> _Holds:
+        """Take the reservations (once); returns self."""
+        if self._budgets and not self._held:
+            model, tokens = self._adapter.upper_bound(self._kwargs)
+            price = price_of(model)
+            estimate = price.cost(tokens, batch=False) if price is not None else None
+            if estimate is None:
+                raise BudgetExceededError(f"the price of {model} is unknown, so a call to it "
+                                          "cannot be held to this scope's budget; it was not made")
+            self._estimate = estimate
+            for budget in self._budgets:
+                try:
+                    budget.reserve(estimate, f"this call to {model}")
+                except BudgetExceededError:
+                    self._release()
+                    raise
+                self._held.append(budget)
+        return self
+
+    def settle(self, value: object, *, batch: bool) -> None:
+        """Charge the budgets what the call that returned `value` cost (at the batch
+        price when `batch`); what cannot be priced stays charged at its estimate."""
+        if not self._held:
+            return
+        spent: tuple[str, Tokens] | None = self._adapter.live_spend(value)
+        price = price_of(spent[0]) if spent is not None else None
+        cost = price.cost(spent[1], batch=batch) if price is not None and spent else None
+        for budget in self._held:
+            budget.settle(self._estimate, self._estimate if cost is None else cost)
+        self._held = []
+
+    def _release(self) -> None:
+        for budget in self._held:
+            budget.settle(self._estimate, None)
+        self._held = []
+
+    def __enter__(self) -> _Holds:
+        return self.open()
+
+    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
+        if kind is not None:
+            self._release()
+
+
+_observing = os.environ.get("DEFERRABLE_OBSERVE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def observe(enabled: bool = True) -> None:
+    """Record live calls made outside any deferrable scope in the ledger, with their call
+    site, to find what deferring them would save (``deferrable report`` lists them as
+    candidates); installs the patches. Nothing is deferred by this."""
+    global _observing
+    _observing = enabled
+    if enabled:
+        patch()
 
 
 def _warn_live(reason: str) -> None:

@@ -10,6 +10,8 @@ from types import TracebackType
 from typing import Any
 
 from ._options import Options, defaults
+from ._sites import enter_function, leave_function
+from .ledger._budget import Budget, enter_budget, leave_budget
 
 _active: contextvars.ContextVar[Options | None] = contextvars.ContextVar(
     "deferrable_scope", default=None)
@@ -21,11 +23,18 @@ def active_options() -> Options | None:
 
 
 class scope:  # noqa: N801 - a context manager named like the function users call
-    """Defer supported SDK calls inside ``with scope(...)`` / ``async with scope(...)``."""
+    """Defer supported SDK calls inside ``with scope(...)`` / ``async with scope(...)``.
 
-    def __init__(self, **options: Any) -> None:
+    `max_cost_usd` caps what the calls inside may spend (see `Budget`); `site` names the
+    calls' site in the ledger (by default, where each call is made).
+    """
+
+    def __init__(self, *, max_cost_usd: float | None = None, budget: Budget | None = None,
+                 site: str | None = None, **options: Any) -> None:
         self._changes = options
-        self._tokens: list[contextvars.Token[Options | None]] = []
+        self._budget = budget or (Budget(max_cost_usd) if max_cost_usd is not None else None)
+        self._site = site
+        self._tokens: list[tuple[contextvars.Token[Options | None], Any, Any]] = []
         outer = _active.get()
         (outer or defaults()).replace(**options)  # fail early on unknown option names
 
@@ -35,12 +44,19 @@ class scope:  # noqa: N801 - a context manager named like the function users cal
 
     def __enter__(self) -> Options:
         options = self.options()
-        self._tokens.append(_active.set(options))
+        budget = enter_budget(self._budget) if self._budget is not None else None
+        site = enter_function(self._site) if self._site is not None else None
+        self._tokens.append((_active.set(options), budget, site))
         return options
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  traceback: TracebackType | None) -> None:
-        _active.reset(self._tokens.pop())
+        options, budget, site = self._tokens.pop()
+        _active.reset(options)
+        if budget is not None:
+            leave_budget(budget)
+        if site is not None:
+            leave_function(site)
 
     async def __aenter__(self) -> Options:
         return self.__enter__()

@@ -19,7 +19,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from deferrable import __version__
-from deferrable._journal_cli import add_cancel, add_prune, add_status
+from deferrable._journal_cli import add_cancel, add_prune, add_report, add_status
 
 if TYPE_CHECKING:
     from deferrable.emulator import Faults
@@ -49,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_demo(commands)
     _add_emulator(commands)
     add_status(commands)
+    add_report(commands)
     add_cancel(commands)
     add_prune(commands)
     return parser

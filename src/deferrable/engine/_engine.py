@@ -65,18 +65,18 @@ class Engine:
     # -- any thread ------------------------------------------------------------------
 
     def submit(self, target: Target, body: Any, size: int, options: Options,
-               units: int = 1) -> Deferred[Any]:
-        """Buffer one call of `size` bytes and `units` units (see `Target.max_units`); the
-        returned future resolves when its batch's result arrives."""
+               units: int = 1, site: str = "?") -> Deferred[Any]:
+        """Buffer one call of `size` bytes and `units` units (see `Target.max_units`) made
+        at `site`; the returned future resolves when its batch's result arrives."""
         future: Deferred[Any] = Deferred()
-        self._enqueue(Call(target, body, future, options), size, units)
+        self._enqueue(Call(target, body, future, options, site), size, units)
         return future
 
     def submit_async(self, target: Target, body: Any, size: int, options: Options,
-                     units: int = 1) -> asyncio.Future[Any]:
+                     units: int = 1, site: str = "?") -> asyncio.Future[Any]:
         """`submit()` for a coroutine: the future belongs to the caller's running loop."""
         future = asyncio.get_running_loop().create_future()
-        self._enqueue(Call(target, body, future, options), size, units)
+        self._enqueue(Call(target, body, future, options, site), size, units)
         return future
 
     def _enqueue(self, call: Call, size: int, units: int) -> None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .._options import Options
+from ..ledger import Tokens
 from ._settle import Waiter
 
 Outcome = tuple[Any, BaseException | None]
@@ -70,6 +71,9 @@ class Target(Protocol):
     def succeeded(self, line: Any) -> bool:
         """Whether the line is a success (a result worth keeping for a rerun)."""
 
+    def spent(self, line: Any) -> tuple[str, Tokens] | None:
+        """The model and tokens a successful result line was billed for."""
+
     def recover(self, tag: str, created_at: float, requests: int) -> list[str]:
         """Ids of batches that may be the one created with `tag` around `created_at`
         (epoch seconds) holding `requests` requests, whose create call's answer was lost."""
@@ -97,5 +101,7 @@ class Call:
     body: Any
     future: Waiter
     options: Options
+    site: str = "?"
+    """Where the call was made, as the ledger names it."""
     custom_id: str | None = None
     """The request's identity, assigned when its batch is planned."""

@@ -10,12 +10,14 @@ from typing import Any
 
 from .._errors import JournalError
 from ..journal import Journal, NullJournal, Plan, request_digest
+from ..ledger import Spend, merged, row_of
 from ._follow import Follow
 from ._settle import Settler
 from ._target import Call, Target
 
 log = logging.getLogger("deferrable")
 SETTLE_CHUNK = 512
+UNCLAIMED = "(results no caller of this run asked for)"
 """Result lines recorded in one journal transaction, then handed to their callers."""
 
 
@@ -57,6 +59,7 @@ def resolve_from(follow: Follow, batch_id: str) -> None:
             return
         records: list[tuple[str, Any, bool]] = []
         settlements: list[tuple[list[Call], Any, BaseException | None]] = []
+        spending: list[dict[str, Any]] = []
         for custom_id, line in chunk:
             calls = follow.take(custom_id)
             if calls:
@@ -66,8 +69,12 @@ def resolve_from(follow: Follow, batch_id: str) -> None:
             else:
                 succeeded = target.succeeded(line)
             records.append((custom_id, line if succeeded else None, bool(calls)))
+            spent = target.spent(line) if succeeded else None
+            if spent is not None:
+                site = calls[0].site if calls else UNCLAIMED
+                spending.append(row_of(Spend(site, target.provider, spent[0], "batch", spent[1])))
         try:
-            journal.received(follow.token, records, reuse_for)
+            journal.received(follow.token, records, reuse_for, merged(spending))
         except JournalError:
             log.exception("recording results of batch %s in the journal failed; they are "
                           "delivered, but a rerun will not find them", batch_id)

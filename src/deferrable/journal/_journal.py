@@ -9,6 +9,8 @@ Two kinds of record, both JSON text:
   the journal can be found again.
 - ``r:<custom_id>``, one per request: the batch it went in (written before the batch is
   created), then its successful result line and whether it was handed to a caller.
+- ``l:<key>``, the ledger: spend by hour, call site, provider, model and mode (see
+  `deferrable.ledger`), written with the results it counts.
 
 Every method blocks and runs on the engine's worker threads, never on an event loop;
 each writes in one transaction, so that many processes may share a journal.
@@ -31,6 +33,7 @@ from typing import Any
 import diskcache
 
 from .._errors import JournalCorruptError, JournalError
+from ..ledger._ledger import merged, row_key
 from ._disk import TextOnlyDisk
 from ._identity import Occurrences
 from ._liveness import is_alive, process_token
@@ -39,6 +42,7 @@ FORMAT = 1
 _MARKER = "deferrable:journal"
 _BATCH = "b:"
 _REQUEST = "r:"
+_LEDGER = "l:"
 OPEN_STATES = frozenset({"creating", "submitted"})
 """Batch states whose requests a rerun attaches to instead of submitting again."""
 
@@ -207,12 +211,16 @@ class Journal:
 
     # -- results ---------------------------------------------------------------------
 
-    def received(self, token: str, lines: list[tuple[str, Any, bool]], reuse_for: float) -> None:
+    def received(self, token: str, lines: list[tuple[str, Any, bool]], reuse_for: float,
+                 ledger: list[dict[str, Any]] | None = None) -> None:
         """Record result lines of batch `token`: (custom_id, line or None when the
-        request failed and was not paid, whether a caller is handed it now). A delivered
-        result is kept `reuse_for` seconds; an undelivered one until it is collected."""
+        request failed and was not paid, whether a caller is handed it now), with the
+        `ledger` rows of their spend. A delivered result is kept `reuse_for` seconds; an
+        undelivered one until it is collected."""
         now = time.time()
         with self._transaction() as cache:
+            if ledger:
+                self._add_ledger(cache, ledger)
             for custom_id, line, delivered in lines:
                 key = _REQUEST + custom_id
                 if not (delivered and line is not None):
@@ -243,6 +251,23 @@ class Journal:
                     self._write(cache, _REQUEST + custom_id, {**record, "delivered": True},
                                 expire=reuse_for)
         return found
+
+    def add_ledger(self, rows: list[dict[str, Any]]) -> None:
+        """Add spend to the ledger (rows of one identity are summed)."""
+        with self._transaction() as cache:
+            self._add_ledger(cache, rows)
+
+    def _add_ledger(self, cache: diskcache.Cache, rows: list[dict[str, Any]]) -> None:
+        for row in merged(rows):
+            key = _LEDGER + row_key(row)
+            earlier = self._read(cache, key)
+            self._write(cache, key, merged([earlier, row])[0] if earlier is not None else row)
+
+    def ledger(self) -> list[dict[str, Any]]:
+        """Every ledger row."""
+        cache = self._open()
+        rows = (self._read(cache, key) for key in self._keys(_LEDGER))
+        return [row for row in rows if row is not None]
 
     def belongs(self, token: str, custom_id: str) -> bool:
         """Whether request `custom_id` was recorded as going in batch `token`."""
@@ -439,7 +464,11 @@ class NullJournal:
         """Nothing to take over."""
         return False
 
-    def received(self, token: str, lines: list[tuple[str, Any, bool]], reuse_for: float) -> None:
+    def received(self, token: str, lines: list[tuple[str, Any, bool]], reuse_for: float,
+                 ledger: list[dict[str, Any]] | None = None) -> None:
+        """Nothing to record."""
+
+    def add_ledger(self, rows: list[dict[str, Any]]) -> None:
         """Nothing to record."""
 
     def results(self, token: str, custom_ids: list[str], reuse_for: float) -> dict[str, Any]:

@@ -18,8 +18,10 @@ from anthropic.types.messages import MessageBatchResult
 
 from .._errors import BatchCanceledError, BatchExpiredError
 from ..engine import Outcome, RequestRejectedError
+from ..ledger import Tokens, anthropic_tokens
 from ._deferral import Deferral, TargetCache, canonical_json, destination, fingerprint, lines_of
 
+PROVIDER = "anthropic"
 MAX_REQUESTS = 100_000
 MAX_BYTES = 256 * 1024 * 1024
 FIRST_PARTY = (anthropic.Anthropic, anthropic.AsyncAnthropic)
@@ -138,6 +140,11 @@ class AnthropicTarget:
         """Whether the line holds a message."""
         return bool(line["result"]["type"] == "succeeded")
 
+    def spent(self, line: Any) -> tuple[str, Tokens] | None:
+        """The model and tokens a succeeded line was billed for."""
+        message = line["result"].get("message") or {}
+        return str(message.get("model", "?")), anthropic_tokens(message.get("usage"))
+
     def recover(self, tag: str, created_at: float, requests: int) -> list[str]:
         """Batches created around `created_at` with `requests` requests, newest first."""
         earliest, latest = created_at + RECOVERY_WINDOW[0], created_at + RECOVERY_WINDOW[1]
@@ -205,3 +212,24 @@ def _blocking_client(client: anthropic.Anthropic | anthropic.AsyncAnthropic) -> 
 def _given(value: object) -> bool:
     """Whether the caller passed `value` (the SDK's `NOT_GIVEN` / `omit` mean it did not)."""
     return not isinstance(value, (NotGiven, Omit))
+
+
+def live_spend(value: object) -> tuple[str, Tokens] | None:
+    """The model and tokens of what a live `messages.create` returned (None for a stream
+    or a raw response, which carry no usage yet)."""
+    usage = getattr(value, "usage", None)
+    model = getattr(value, "model", None)
+    if usage is None or not isinstance(model, str):
+        return None
+    return model, anthropic_tokens(usage)
+
+
+def upper_bound(kwargs: Mapping[str, Any]) -> tuple[str, Tokens]:
+    """The model of a `messages.create(**kwargs)` call and the most tokens it can be
+    billed for: its prompt estimated at four characters a token, all as uncached input
+    (caching only lowers it), and `max_tokens` of output."""
+    prompt = {k: kwargs.get(k) for k in ("system", "messages", "tools") if _given(kwargs.get(k))}
+    size = len(json.dumps(prompt, default=str))
+    max_tokens = kwargs.get("max_tokens")
+    output = int(max_tokens) if isinstance(max_tokens, int) else 0
+    return str(kwargs.get("model", "?")), Tokens(input=(size + 3) // 4, output=output)

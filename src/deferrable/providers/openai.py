@@ -28,11 +28,13 @@ from openai.types.responses import Response, response_create_params
 
 from .._errors import BatchCanceledError, BatchExpiredError, BatchValidationError, DeferrableError
 from ..engine import Outcome
+from ..ledger import Tokens, openai_tokens
 from ._deferral import Deferral, TargetCache, canonical_json, destination, fingerprint, lines_of
 
 CHAT = "/v1/chat/completions"
 RESPONSES = "/v1/responses"
 EMBEDDINGS = "/v1/embeddings"
+PROVIDER = "openai"
 MAX_REQUESTS = 50_000
 MAX_BYTES = 200 * 1024 * 1024
 MAX_EMBEDDING_INPUTS = 50_000
@@ -213,6 +215,11 @@ class OpenAITarget:
         response = (line.get("line") or {}).get("response") or {}
         return 200 <= int(response.get("status_code") or 0) < 300
 
+    def spent(self, line: Any) -> tuple[str, Tokens] | None:
+        """The model and tokens a successful line was billed for."""
+        body = ((line.get("line") or {}).get("response") or {}).get("body") or {}
+        return str(body.get("model", "?")), openai_tokens(body.get("usage"))
+
     def recover(self, tag: str, created_at: float, requests: int) -> list[str]:
         """The batch whose metadata carries `tag`, looked for among those created since
         shortly before `created_at` (newest first)."""
@@ -374,3 +381,24 @@ def _input_count(value: object) -> int:
 def _given(value: object) -> bool:
     """Whether the caller passed `value` (the SDK's `NOT_GIVEN` / `omit` mean it did not)."""
     return not isinstance(value, (NotGiven, Omit))
+
+
+def live_spend(value: object) -> tuple[str, Tokens] | None:
+    """The model and tokens of what a live call returned (None for a stream or a raw
+    response, which carry no usage yet)."""
+    usage = getattr(value, "usage", None)
+    model = getattr(value, "model", None)
+    if usage is None or not isinstance(model, str):
+        return None
+    return model, openai_tokens(usage)
+
+
+def upper_bound(kwargs: Mapping[str, Any]) -> tuple[str, Tokens]:
+    """The model of a call and the most tokens it can be billed for: its input estimated
+    at four characters a token, and its output limit (0 when it names none)."""
+    prompt = {k: kwargs.get(k) for k in ("messages", "input", "instructions", "tools")
+              if _given(kwargs.get(k))}
+    size = len(json.dumps(prompt, default=str))
+    limit = next((kwargs[k] for k in ("max_completion_tokens", "max_tokens", "max_output_tokens")
+                  if isinstance(kwargs.get(k), int)), 0)
+    return str(kwargs.get("model", "?")), Tokens(input=(size + 3) // 4, output=int(limit))
