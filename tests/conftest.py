@@ -10,11 +10,12 @@ import openai
 import pytest
 import pytest_asyncio
 
-from deferrable import configure, unpatch
+from deferrable import configure, observe, unpatch
 from deferrable._options import reset_defaults
 from deferrable.emulator import Emulator
 from deferrable.engine import engine
 from deferrable.journal import close_journals
+from deferrable.ledger import live_ledger, reset_prices
 
 DUMMY_KEY = "test-key-not-a-secret"
 FAST = {"max_wait": 0.05, "poll_interval": 0.02, "max_poll_interval": 0.1}
@@ -31,8 +32,11 @@ def pristine_deferrable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
     configure(**FAST)
     yield
     engine().finish_cleanups()  # batch-file deletions end (or fail) inside the test
+    observe(False)
     unpatch()
     reset_defaults()
+    reset_prices()
+    live_ledger.flush()
     close_journals()
 
 

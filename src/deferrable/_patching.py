@@ -156,9 +156,8 @@ def _async_wrapper(target: PatchTarget) -> Wrapper:
             if not _observing or args:
                 return wrapped(*args, **kwargs)  # type: ignore[no-any-return]
             return _observed(adapter, wrapped(*args, **kwargs), current_site())
-        holds = _Holds(adapter, kwargs)
-        with holds.open():
-            decision = prepare(instance._client, kwargs)
+        holds = _Holds(adapter, kwargs)  # taken when the coroutine runs, as errors are
+        decision = prepare(instance._client, kwargs)
         if isinstance(decision, str):
             _warn_live(decision)
             return _live_in_scope(adapter, wrapped(*args, **kwargs), holds, options,

@@ -1,0 +1,79 @@
+"""Budgets: a scope's max_cost_usd refuses, before submitting anything, a call that could
+take the scope's spend past the cap; the others still resolve (sync and async)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import anthropic
+import pytest
+
+import deferrable
+from deferrable import BudgetExceededError
+from deferrable.emulator import Emulator
+from deferrable.providers.anthropic import upper_bound
+from tests.emulator_helpers import message_request
+from tests.ledger_helpers import cost
+
+
+def most_a_call_costs(text: str) -> float:
+    """The budget's estimate of one call: its prompt and max_tokens, at the live price."""
+    model, tokens = upper_bound(message_request(text))
+    return cost(model, tokens, batch=False)
+
+
+def batch_requests(emulator: Emulator) -> int:
+    """Requests the emulator accepted in batches."""
+    return int(emulator.stats()["batches"].get("anthropic_batch_requests", 0))
+
+
+def test_calls_past_the_cap_are_refused_before_submission(anthropic_client: anthropic.Anthropic,
+                                                          emulator: Emulator) -> None:
+    """Cap = 2.5 calls' worth: of five pending calls two go, three raise BudgetExceededError."""
+
+    @deferrable.deferrable(max_cost_usd=2.5 * most_a_call_costs("q0"))
+    def ask(text: str) -> anthropic.types.Message:
+        return anthropic_client.messages.create(**message_request(text))
+
+    futures = [ask(f"q{i}") for i in range(5)]
+    outcomes = [f.exception(timeout=60) for f in futures]
+    refused = [e for e in outcomes if isinstance(e, BudgetExceededError)]
+    assert len(refused) == 3
+    assert outcomes[:2] == [None, None]
+    assert "past its budget" in str(refused[0])
+    assert batch_requests(emulator) == 2
+
+
+def test_spend_is_charged_at_what_calls_cost(anthropic_client: anthropic.Anthropic) -> None:
+    """Once answered, a call holds its batch cost, not its estimate: more calls fit than
+    the estimates alone allow, and then the cap still holds."""
+    answered, error = 0, None
+    with deferrable.scope(max_cost_usd=1.5 * most_a_call_costs("q0")):
+        while error is None and answered < 100:  # one at a time: each settles first
+            error = deferrable.deferrable(anthropic_client.messages.create)(
+                **message_request(f"q{answered}")).exception(timeout=60)
+            answered += error is None
+    assert isinstance(error, BudgetExceededError)
+    assert answered >= 2
+
+
+def test_a_model_without_a_price_cannot_run_under_a_budget(
+        anthropic_client: anthropic.Anthropic, emulator: Emulator) -> None:
+    """Under a budget, a call to a model of unknown price is refused rather than counted as $0."""
+    with deferrable.scope(max_cost_usd=100.0), pytest.raises(BudgetExceededError, match="unknown"):
+        deferrable.deferrable(anthropic_client.messages.create)(
+            **message_request("x", model="claude-unreleased-9")).result(timeout=60)
+    assert batch_requests(emulator) == 0
+
+
+@pytest.mark.asyncio
+async def test_calls_past_the_cap_are_refused_before_submission_async(
+        async_anthropic_client: anthropic.AsyncAnthropic, emulator: Emulator) -> None:
+    """Async: of five gathered calls under a 2.5-call cap, two go and three are refused."""
+    async with deferrable.scope(max_cost_usd=2.5 * most_a_call_costs("q0")):
+        outcomes = await asyncio.gather(
+            *(async_anthropic_client.messages.create(**message_request(f"q{i}")) for i in range(5)),
+            return_exceptions=True)
+    assert sum(isinstance(o, BudgetExceededError) for o in outcomes) == 3
+    assert sum(isinstance(o, anthropic.types.Message) for o in outcomes) == 2
+    assert await asyncio.to_thread(batch_requests, emulator) == 2
