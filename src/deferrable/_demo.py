@@ -19,10 +19,11 @@ import openai
 
 from ._decorator import deferrable
 from ._options import configure
-from .cost import PRICES_AS_OF, Usage, cost_usd
+from ._patching import observe
 from .emulator import Emulator
 from .engine import engine
-from .journal import close_journals
+from .journal import close_journals, journal_for
+from .ledger import AS_OF, Tokens, anthropic_tokens, build_report, live_ledger, price_of, render_report
 
 MODEL = "claude-haiku-4-5"
 OPENAI_MODEL = "gpt-6.2-sol"
@@ -40,7 +41,7 @@ class Run:
     """One way of doing the job: its answers, tokens, HTTP requests and wall time."""
 
     labels: list[str]
-    usage: Usage
+    usage: Tokens
     requests: Mapping[str, int]
     seconds: float
 
@@ -62,6 +63,7 @@ def run_demo(*, requests: int = 2000, batch_latency: float = 1.0, out: TextIO | 
     with tempfile.TemporaryDirectory(prefix="deferrable-demo-") as store, \
             Emulator(batch_latency=batch_latency) as emu:
         configure(store=store)
+        observe()  # the live phase is recorded too, as the report's candidates
         client = anthropic.AsyncAnthropic(api_key=DEMO_KEY, base_url=emu.url)
 
         async def sentiment(review: str) -> anthropic.types.Message:
@@ -79,7 +81,12 @@ def run_demo(*, requests: int = 2000, batch_latency: float = 1.0, out: TextIO | 
         say("\n4/4  OpenAI: the same decorator on chat.completions (Files + Batches)")
         openai_ok = asyncio.run(_openai_example(emu, work[:200], say))
         engine().finish_cleanups()
+        live_ledger.flush()
+        rows = journal_for(store).ledger()
         close_journals()
+        say("\nWhat the demo just did, as `deferrable report` shows it (the live calls are\n"
+            "recorded because the demo runs under deferrable.observe()):\n")
+        say(render_report(build_report(rows), "deferrable report"))
     same = live.labels == deferred.labels and len(deferred.labels) == requests
     return 0 if same and sync_ok and openai_ok else 1
 
@@ -104,7 +111,7 @@ async def _measure(emu: Emulator, sentiment: Callable[[str], Awaitable[anthropic
     say("\r", end="")
     say(f"     all {len(tasks):,} answered in {time.perf_counter() - started:.1f} s".ljust(48))
     messages = [task.result() for task in tasks]
-    usage = sum((_usage(m.usage) for m in messages), Usage())
+    usage = sum((anthropic_tokens(m.usage) for m in messages), Tokens())
     return Run([_text(m) for m in messages], usage, _delta(before, emu.stats()["requests"]),
                time.perf_counter() - started)
 
@@ -161,8 +168,10 @@ def _report(say: Say, work: list[str], live: Run, deferred: Run) -> None:
         say(f"  {label:9} {review}")
     tally = Counter(deferred.labels)
     say("  labels: " + ", ".join(f"{label} {n:,}" for label, n in tally.most_common()) + "\n")
-    live_cost = cost_usd(MODEL, live.usage, batch=False)
-    deferred_cost = cost_usd(MODEL, deferred.usage, batch=True)
+    price = price_of(MODEL)
+    assert price is not None
+    live_cost = price.cost(live.usage, batch=False) or 0.0
+    deferred_cost = price.cost(deferred.usage, batch=True) or 0.0
     say(f"{'':10}{'HTTP requests':>15}{'input tok':>12}{'output tok':>12}{'cost USD':>11}"
         f"{'wall s':>9}")
     for name, run, cost in (("live", live, live_cost), ("deferred", deferred, deferred_cost)):
@@ -170,7 +179,7 @@ def _report(say: Say, work: list[str], live: Run, deferred: Run) -> None:
             f"{run.usage.output:>12,}{cost:>11.4f}{run.seconds:>9.1f}")
     saved = live_cost - deferred_cost
     say(f"\nSame answers both ways: {'yes' if live.labels == deferred.labels else 'NO'}. "
-        f"Deferred saved ${saved:.4f} ({saved / live_cost:.0%}) at list prices of {PRICES_AS_OF}.")
+        f"Deferred saved ${saved:.4f} ({saved / live_cost:.0%}) at list prices of {AS_OF}.")
     say("HTTP requests by route:")
     for name, run in (("live", live), ("deferred", deferred)):
         routes = ", ".join(f"{route} x{n:,}" for route, n in sorted(run.requests.items()))
@@ -192,12 +201,6 @@ def _printer(stream: TextIO | None) -> Say:
 
 def _text(message: anthropic.types.Message) -> str:
     return "".join(block.text for block in message.content if block.type == "text")
-
-
-def _usage(usage: anthropic.types.Usage) -> Usage:
-    return Usage(input=usage.input_tokens, output=usage.output_tokens,
-                 cache_write=usage.cache_creation_input_tokens or 0,
-                 cache_read=usage.cache_read_input_tokens or 0)
 
 
 def _delta(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, int]:

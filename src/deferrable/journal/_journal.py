@@ -471,6 +471,10 @@ class NullJournal:
     def add_ledger(self, rows: list[dict[str, Any]]) -> None:
         """Nothing to record."""
 
+    def ledger(self) -> list[dict[str, Any]]:
+        """Nothing recorded."""
+        return []
+
     def results(self, token: str, custom_ids: list[str], reuse_for: float) -> dict[str, Any]:
         """Nothing recorded."""
         return {}
