@@ -55,7 +55,7 @@ async def test_concurrent_calls_become_batches(client: anthropic.AsyncAnthropic,
                                                emulator: Emulator) -> None:
     """N gathered calls resolve with ceil(N / max_batch_size) batches and no live request."""
 
-    @defer(max_batch_size=40, max_wait=0.2)
+    @defer(max_batch_size=40, max_wait=60)
     async def sentiment(review: str) -> str:
         message = await client.messages.create(**message_request(f"Sentiment: {review}"))
         block = message.content[0]
@@ -63,7 +63,10 @@ async def test_concurrent_calls_become_batches(client: anthropic.AsyncAnthropic,
         return block.text
 
     reviews = ["great", "awful", "fine"] * 50
-    labels = await asyncio.gather(*(sentiment(r) for r in reviews))
+    tasks = [asyncio.ensure_future(sentiment(r)) for r in reviews]
+    await asyncio.sleep(0)  # every task reaches its call
+    await deferrable.aflush()  # the last, partial batch goes now, not after max_wait
+    labels = await asyncio.gather(*tasks)
     assert labels == ["positive", "negative", "neutral"] * 50
     routes = requests_of(emulator)
     assert routes["POST /v1/messages/batches"] == math.ceil(150 / 40)

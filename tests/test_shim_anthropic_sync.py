@@ -47,13 +47,14 @@ def test_calls_return_futures_and_become_batches(anthropic_client: anthropic.Ant
                                                  emulator: Emulator) -> None:
     """N calls of a sync @deferrable return Deferreds at once; ceil(N / max_batch_size) batches, 0 live."""
 
-    @defer(max_batch_size=40, max_wait=0.2)
+    @defer(max_batch_size=40, max_wait=60)
     def sentiment(review: str) -> str:
         return text_of(anthropic_client.messages.create(**message_request(f"Sentiment: {review}")))
 
     futures = [sentiment(r) for r in ["great", "awful", "fine"] * 50]
     assert all(isinstance(f, Deferred) for f in futures)
     assert not any(f.done() for f in futures)
+    deferrable.flush()  # the last, partial batch goes now, not after max_wait
     assert [f.result(timeout=60) for f in futures] == ["positive", "negative", "neutral"] * 50
     routes = requests_of(emulator)
     assert routes["POST /v1/messages/batches"] == math.ceil(150 / 40)
