@@ -48,12 +48,15 @@ async def test_concurrent_calls_become_batches(client: openai.AsyncOpenAI,
                                                emulator: Emulator) -> None:
     """N gathered calls resolve with ceil(N / max_batch_size) files and batches, 0 live."""
 
-    @defer(max_batch_size=25, max_wait=0.2)
+    @defer(max_batch_size=25, max_wait=60)
     async def sentiment(review: str) -> str | None:
         completion = await client.chat.completions.create(**chat_request(f"Sentiment: {review}"))
         return completion.choices[0].message.content
 
-    labels = await asyncio.gather(*(sentiment(r) for r in ["great", "awful", "fine"] * 20))
+    tasks = [asyncio.ensure_future(sentiment(r)) for r in ["great", "awful", "fine"] * 20]
+    await asyncio.sleep(0)  # every task reaches its call
+    await deferrable.aflush()  # the last, partial batch goes now, not after max_wait
+    labels = await asyncio.gather(*tasks)
     assert labels == ["positive", "negative", "neutral"] * 20
     routes = requests_of(emulator)
     assert routes["POST /v1/batches"] == routes["POST /v1/files"] == math.ceil(60 / 25)

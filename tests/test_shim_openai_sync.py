@@ -53,13 +53,14 @@ def test_calls_return_futures_and_become_batches(openai_client: openai.OpenAI,
                                                  emulator: Emulator) -> None:
     """N calls return Deferreds at once: ceil(N / max_batch_size) files and batches, 0 live."""
 
-    @defer(max_batch_size=25, max_wait=0.2)
+    @defer(max_batch_size=25, max_wait=60)
     def sentiment(review: str) -> str | None:
         completion = openai_client.chat.completions.create(**chat_request(f"Sentiment: {review}"))
         return completion.choices[0].message.content
 
     futures = [sentiment(r) for r in ["great", "awful", "fine"] * 20]
     assert all(isinstance(f, Deferred) for f in futures)
+    deferrable.flush()  # the last, partial batch goes now, not after max_wait
     assert [f.result(timeout=60) for f in futures] == ["positive", "negative", "neutral"] * 20
     routes = requests_of(emulator)
     assert routes["POST /v1/batches"] == routes["POST /v1/files"] == math.ceil(60 / 25)
