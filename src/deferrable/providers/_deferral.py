@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from ..engine import Target
+from ..ledger import Tokens
 
 T = TypeVar("T")
 
@@ -84,3 +85,13 @@ def lines_of(response: _LineStream) -> Iterator[dict[str, Any]]:
                 yield json.loads(text)
     finally:
         response.close()
+
+
+def spend_of(value: object, tokens_of: Callable[[Any], Tokens]) -> tuple[str, Tokens] | None:
+    """The model and tokens (read by `tokens_of` from its usage) of an SDK response
+    object; None for one without usage."""
+    usage = getattr(value, "usage", None)
+    model = getattr(value, "model", None)
+    if usage is None or not isinstance(model, str):
+        return None
+    return model, tokens_of(usage)

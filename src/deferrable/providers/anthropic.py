@@ -19,7 +19,15 @@ from anthropic.types.messages import MessageBatchResult
 from .._errors import BatchCanceledError, BatchExpiredError
 from ..engine import Outcome, RequestRejectedError
 from ..ledger import Tokens, anthropic_tokens
-from ._deferral import Deferral, TargetCache, canonical_json, destination, fingerprint, lines_of
+from ._deferral import (
+    Deferral,
+    TargetCache,
+    canonical_json,
+    destination,
+    fingerprint,
+    lines_of,
+    spend_of,
+)
 
 PROVIDER = "anthropic"
 MAX_REQUESTS = 100_000
@@ -215,13 +223,9 @@ def _given(value: object) -> bool:
 
 
 def live_spend(value: object) -> tuple[str, Tokens] | None:
-    """The model and tokens of what a live `messages.create` returned (None for a stream
-    or a raw response, which carry no usage yet)."""
-    usage = getattr(value, "usage", None)
-    model = getattr(value, "model", None)
-    if usage is None or not isinstance(model, str):
-        return None
-    return model, anthropic_tokens(usage)
+    """The model and tokens of what a live call returned (None for a stream or a raw
+    response, which carry no usage yet)."""
+    return spend_of(value, anthropic_tokens)
 
 
 def upper_bound(kwargs: Mapping[str, Any]) -> tuple[str, Tokens]:

@@ -29,7 +29,15 @@ from openai.types.responses import Response, response_create_params
 from .._errors import BatchCanceledError, BatchExpiredError, BatchValidationError, DeferrableError
 from ..engine import Outcome
 from ..ledger import Tokens, openai_tokens
-from ._deferral import Deferral, TargetCache, canonical_json, destination, fingerprint, lines_of
+from ._deferral import (
+    Deferral,
+    TargetCache,
+    canonical_json,
+    destination,
+    fingerprint,
+    lines_of,
+    spend_of,
+)
 
 CHAT = "/v1/chat/completions"
 RESPONSES = "/v1/responses"
@@ -386,11 +394,7 @@ def _given(value: object) -> bool:
 def live_spend(value: object) -> tuple[str, Tokens] | None:
     """The model and tokens of what a live call returned (None for a stream or a raw
     response, which carry no usage yet)."""
-    usage = getattr(value, "usage", None)
-    model = getattr(value, "model", None)
-    if usage is None or not isinstance(model, str):
-        return None
-    return model, openai_tokens(usage)
+    return spend_of(value, openai_tokens)
 
 
 def upper_bound(kwargs: Mapping[str, Any]) -> tuple[str, Tokens]:
