@@ -82,6 +82,7 @@ class LiveLedger:
     def __init__(self) -> None:
         self._pending: dict[Path, list[dict[str, Any]]] = {}
         self._lock = threading.Lock()
+        self._writing = threading.Lock()
         self._thread: threading.Thread | None = None
 
     def add(self, store: str | None, spend: Spend) -> None:
@@ -99,17 +100,19 @@ class LiveLedger:
                 atexit.register(self.flush)
 
     def flush(self) -> None:
-        """Write what was recorded so far."""
+        """Write what was recorded so far (when it returns, every call recorded before it
+        was called is in the journal, even if another thread was already writing)."""
         from ..journal import journal_for
 
-        with self._lock:
-            pending, self._pending = self._pending, {}
-        for path, rows in pending.items():
-            try:
-                journal_for(str(path)).add_ledger(merged(rows))
-            except Exception:
-                log.warning("recording live calls in the ledger at %s failed", path,
-                            exc_info=True)
+        with self._writing:
+            with self._lock:
+                pending, self._pending = self._pending, {}
+            for path, rows in pending.items():
+                try:
+                    journal_for(str(path)).add_ledger(merged(rows))
+                except Exception:
+                    log.warning("recording live calls in the ledger at %s failed", path,
+                                exc_info=True)
 
     def _run(self) -> None:
         while True:
