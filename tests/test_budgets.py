@@ -12,6 +12,7 @@ import deferrable
 from deferrable import BudgetExceededError
 from deferrable.emulator import Emulator
 from deferrable.providers.anthropic import upper_bound
+from tests.conftest import DUMMY_KEY
 from tests.emulator_helpers import message_request
 from tests.ledger_helpers import cost
 
@@ -77,3 +78,30 @@ async def test_calls_past_the_cap_are_refused_before_submission_async(
     assert sum(isinstance(o, BudgetExceededError) for o in outcomes) == 3
     assert sum(isinstance(o, anthropic.types.Message) for o in outcomes) == 2
     assert await asyncio.to_thread(batch_requests, emulator) == 2
+
+
+@pytest.mark.asyncio
+async def test_a_call_that_must_go_live_is_held_to_the_budget_too(emulator: Emulator) -> None:
+    """A call going live in a scope (a subclassed client) is refused by the budget before it is sent."""
+
+    class Custom(anthropic.AsyncAnthropic):
+        pass
+
+    async with Custom(api_key=DUMMY_KEY, base_url=emulator.url) as client, \
+            deferrable.scope(max_cost_usd=0.5 * most_a_call_costs("x")):
+        with pytest.raises(BudgetExceededError):
+            await client.messages.create(**message_request("x"))
+    assert "POST /v1/messages" not in emulator.stats()["requests"]
+
+
+def test_a_call_that_must_go_live_is_held_to_the_budget_too_sync(emulator: Emulator) -> None:
+    """Sync: a call going live in a scope is refused by the budget before it is sent."""
+
+    class Custom(anthropic.Anthropic):
+        pass
+
+    with Custom(api_key=DUMMY_KEY, base_url=emulator.url) as client, \
+            deferrable.scope(max_cost_usd=0.5 * most_a_call_costs("x")), \
+            pytest.raises(BudgetExceededError):
+        client.messages.create(**message_request("x"))
+    assert "POST /v1/messages" not in emulator.stats()["requests"]

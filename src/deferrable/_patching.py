@@ -160,8 +160,8 @@ def _async_wrapper(target: PatchTarget) -> Wrapper:
         decision = prepare(instance._client, kwargs)
         if isinstance(decision, str):
             _warn_live(decision)
-            return _live_in_scope(adapter, wrapped(*args, **kwargs), holds, options,
-                                  current_site())
+            return _live_in_scope(adapter, functools.partial(wrapped, *args, **kwargs), holds,
+                                  options, current_site())
         site = current_site()
 
         async def deferred() -> Any:
@@ -185,11 +185,12 @@ async def _observed(adapter: Any, call: Awaitable[Any], site: str) -> Any:
     return value
 
 
-async def _live_in_scope(adapter: Any, call: Awaitable[Any], holds: _Holds, options: Options,
-                         site: str) -> Any:
-    """A call that had to go live inside a scope: recorded, and held against its budgets."""
+async def _live_in_scope(adapter: Any, call: Callable[[], Awaitable[Any]], holds: _Holds,
+                         options: Options, site: str) -> Any:
+    """A call that had to go live inside a scope: held against its budgets (made only if
+    they allow it), and recorded."""
     with holds:
-        value = await call
+        value = await call()
         _record_live(adapter, value, options, site)
         holds.settle(value, batch=False)
         return value
