@@ -49,7 +49,3 @@ class Follow:
             self._closed = True
             rest, self._waiters = self._waiters, {}
             return rest
-
-    def __len__(self) -> int:
-        with self._lock:
-            return sum(len(calls) for calls in self._waiters.values())
