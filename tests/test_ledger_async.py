@@ -6,6 +6,7 @@ import asyncio
 
 import anthropic
 import pytest
+from anthropic.types import Message
 
 import deferrable
 from deferrable.emulator import Emulator
@@ -57,16 +58,22 @@ async def test_a_call_that_goes_live_in_a_scope_is_recorded_live(emulator: Emula
 @pytest.mark.asyncio
 async def test_observe_records_live_calls_with_their_site(
         async_anthropic_client: anthropic.AsyncAnthropic) -> None:
-    """Under observe(), awaited live calls outside any scope are recorded where they were made."""
+    """Under observe(), awaited live calls outside any scope are recorded where they were made
+    (an SDK coroutine handed straight to a task, by the SDK method called)."""
+
+    async def ask(text: str) -> Message:
+        return await async_anthropic_client.messages.create(**message_request(text))
+
     deferrable.observe()
     try:
-        await asyncio.gather(*(async_anthropic_client.messages.create(**message_request(t))
-                               for t in ("a", "b", "c")))
+        await asyncio.gather(*(ask(t) for t in ("a", "b", "c")))
+        await asyncio.gather(async_anthropic_client.messages.create(**message_request("d")))
     finally:
         deferrable.observe(False)
-    [row] = await rows()
-    assert (row["mode"], row["calls"]) == ("live", 3)
-    assert str(row["site"]).startswith("tests/test_ledger_async.py:")
+    awaited, gathered = sorted(await rows(), key=lambda row: -int(row["calls"]))
+    assert (awaited["mode"], awaited["calls"]) == ("live", 3)
+    assert str(awaited["site"]).startswith("tests/test_ledger_async.py:")
+    assert gathered["site"] == "anthropic.resources.messages.messages.AsyncMessages.create (in a task)"
 
 
 @pytest.mark.asyncio

@@ -53,7 +53,8 @@ def test_report_json_carries_the_totals_and_the_candidates(
     assert found["saved_usd"] == pytest.approx(found["live_equivalent_usd"] - found["paid_usd"])
     deferred = next(line for line in found["by_site"] if line["site"].endswith("summarise"))
     assert deferred["saved_pct"] == pytest.approx(50.0)
-    [candidate] = found["candidates"]
+    candidate, unpriced = found["candidates"]  # a live site of unknown price is one too
+    assert (unpriced["model"], unpriced["unpriced_calls"]) == ("claude-unreleased-9", 1)
     assert candidate["model"] == "claude-sonnet-4-6"
     assert candidate["site"].startswith("tests/test_report_cli.py:")
     assert candidate["would_save_usd"] == pytest.approx(candidate["paid_usd"] / 2)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import math
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any
@@ -13,7 +12,6 @@ from typing import Any
 import anthropic
 import pytest
 import pytest_asyncio
-from anthropic.resources.messages.messages import AsyncMessages
 from anthropic.types import Message
 from anthropic.types.beta import BetaMessage
 
@@ -205,27 +203,6 @@ async def test_clients_with_different_keys_never_share_a_batch(emulator: Emulato
 
 
 @pytest.mark.asyncio
-async def test_unservable_calls_go_live_with_one_warning(client: anthropic.AsyncAnthropic,
-                                                         emulator: Emulator,
-                                                         caplog: pytest.LogCaptureFixture) -> None:
-    """stream=True and with_raw_response go live inside a scope, each logged once; live() too."""
-    async with deferrable.scope():
-        with caplog.at_level(logging.WARNING, logger="deferrable"):
-            for _ in range(2):
-                stream = await client.messages.create(**message_request("a"), stream=True)
-                async for _event in stream:
-                    pass
-                raw = await client.messages.with_raw_response.create(**message_request("b"))
-                assert raw.headers["request-id"]
-        with deferrable.live():
-            assert (await client.messages.create(**message_request("c"))).content
-    warnings = [r.getMessage() for r in caplog.records if r.name == "deferrable"]
-    assert sum("stream=True" in w for w in warnings) == 1
-    assert sum("with_raw_response" in w for w in warnings) == 1
-    assert requests_of(emulator) == {"POST /v1/messages": 5}
-
-
-@pytest.mark.asyncio
 async def test_pass_through_outside_a_scope(client: anthropic.AsyncAnthropic,
                                             emulator: Emulator) -> None:
     """Patched but outside a scope: same types, same exceptions, one live request each."""
@@ -263,19 +240,6 @@ def test_a_call_created_before_its_loop(emulator: Emulator) -> None:
     assert message.content[0].type == "text"
     assert message.usage.service_tier == "batch"
     assert "POST /v1/messages" not in requests_of(emulator)
-
-
-def test_unpatch_restores_the_classes_exactly() -> None:
-    """patch() twice wraps once; unpatch() puts back the very function objects."""
-    original = AsyncMessages.__dict__["create"]
-    deferrable.patch()
-    deferrable.patch()
-    patched = AsyncMessages.__dict__["create"]
-    assert patched is not original
-    assert patched.__wrapped__ is original
-    deferrable.unpatch()
-    deferrable.unpatch()
-    assert AsyncMessages.__dict__["create"] is original
 
 
 @pytest.mark.asyncio

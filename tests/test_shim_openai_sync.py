@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from typing import Any
 
+import httpx2
 import openai
 import pytest
-from openai.resources.chat.completions.completions import Completions
 from openai.types import CreateEmbeddingResponse
 from openai.types.chat import ChatCompletion
 from openai.types.responses import Response
@@ -24,8 +23,10 @@ from deferrable import (
     Deferred,
 )
 from deferrable import deferrable as defer
+from deferrable._options import defaults
 from deferrable.emulator import Emulator, Limits
 from deferrable.providers import openai as openai_provider
+from deferrable.providers._deferral import Deferral
 from tests.conftest import DUMMY_KEY
 from tests.emulator_helpers import chat_request, wait_until
 
@@ -190,11 +191,14 @@ def test_a_failed_batch_fails_every_call_with_its_reason() -> None:
 
 def test_a_failed_batch_names_the_line_it_blames(openai_client: openai.OpenAI) -> None:
     """The line a failed batch blames (model_mismatch, line 2) gets its code; the rest, the batch's reason."""
-    decision = openai_provider.prepare(openai_client, chat_request("a"), "/v1/chat/completions")
-    assert not isinstance(decision, str)
-    other = openai_provider.prepare(openai_client, {**chat_request("a"), "model": "gpt-6.2-luna"},
-                                    "/v1/chat/completions")
-    assert not isinstance(other, str)
+    def deferral(body: dict[str, Any]) -> Deferral:
+        request = httpx2.Request("POST", f"{openai_client.base_url}chat/completions", json=body)
+        decided = openai_provider.examine(openai_client, request, defaults(), openai_provider.CHAT)
+        assert isinstance(decided, Deferral)
+        return decided
+
+    decision = deferral(chat_request("a"))
+    other = deferral({**chat_request("a"), "model": "gpt-6.2-luna"})
     target = decision.target  # both lines into one file: two models, which the batch refuses
     batch_id = target.submit([("first", decision.params), ("second", other.params)], "tag")
     wait_until(lambda: target.poll(batch_id))
@@ -241,37 +245,6 @@ def test_embedding_inputs_split_batches(openai_client: openai.OpenAI, emulator: 
     assert requests_of(emulator)["POST /v1/batches"] == 2
 
 
-def test_unservable_calls_go_live_with_one_warning(openai_client: openai.OpenAI,
-                                                   emulator: Emulator,
-                                                   caplog: pytest.LogCaptureFixture) -> None:
-    """stream=True, with_raw_response and an OpenAI subclass go live in a scope, each logged once."""
-
-    class ThirdParty(openai.OpenAI):
-        """Stands for a client of another cloud (AzureOpenAI subclasses OpenAI too)."""
-
-    with ThirdParty(api_key=DUMMY_KEY, base_url=emulator.openai_url) as other, \
-            deferrable.scope(), caplog.at_level(logging.WARNING, logger="deferrable"):
-        for _ in range(2):
-            with pytest.raises(openai.BadRequestError, match="Streaming"):  # the emulator's live answer
-                openai_client.chat.completions.create(**chat_request("a"), stream=True)
-            raw = openai_client.chat.completions.with_raw_response.create(**chat_request("b"))
-            assert raw.headers["x-request-id"]
-            assert other.chat.completions.create(**chat_request("c")).choices
-    warnings = [r.getMessage() for r in caplog.records if r.name == "deferrable"]
-    assert sum("stream=True" in w for w in warnings) == 1
-    assert sum("with_raw_response" in w for w in warnings) == 1
-    assert sum("ThirdParty is not a first-party" in w for w in warnings) == 1
-    assert requests_of(emulator) == {"POST /v1/chat/completions": 6}
-
-
-def test_azure_clients_go_live() -> None:
-    """AzureOpenAI shares OpenAI's resource classes, but its calls are never deferred."""
-    azure = openai.AzureOpenAI(api_key=DUMMY_KEY, api_version="2026-01-01",
-                               azure_endpoint="https://example.invalid")
-    reason = openai_provider.prepare(azure, chat_request("a"), "/v1/chat/completions")
-    assert reason == "AzureOpenAI is not a first-party OpenAI client"
-
-
 def test_pass_through_outside_a_scope(openai_client: openai.OpenAI, emulator: Emulator) -> None:
     """Patched but outside a scope: same types, same exceptions, one live request each."""
     deferrable.patch()
@@ -294,14 +267,3 @@ def test_clients_with_different_keys_never_share_a_batch(emulator: Emulator) -> 
         assert all(f.result(timeout=60).choices for f in futures)
     assert requests_of(emulator)["POST /v1/batches"] == 2
     assert not any("key-one" in str(key) for key in openai_provider._targets)
-
-
-def test_unpatch_restores_the_classes_exactly() -> None:
-    """patch() twice wraps once; unpatch() puts back the very function objects."""
-    original = Completions.__dict__["create"]
-    deferrable.patch()
-    deferrable.patch()
-    assert Completions.__dict__["create"].__wrapped__ is original
-    deferrable.unpatch()
-    deferrable.unpatch()
-    assert Completions.__dict__["create"] is original

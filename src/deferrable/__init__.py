@@ -19,6 +19,7 @@ from ._errors import (
     DeferrableError,
     JournalCorruptError,
     JournalError,
+    LiveCallError,
     MissingResultError,
 )
 from ._options import Options, configure
@@ -37,6 +38,7 @@ __all__ = [
     "Deferred",
     "JournalCorruptError",
     "JournalError",
+    "LiveCallError",
     "MissingResultError",
     "Options",
     "__version__",

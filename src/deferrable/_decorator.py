@@ -48,13 +48,13 @@ def deferrable(function: Callable[..., Any] | None = None, /, **options: Any) ->
 
             @functools.wraps(target)
             async def run_async(*args: Any, **kwargs: Any) -> Any:
-                with scope(budget=budget, site=site, **options):
+                with scope(budget=budget, site=site, summary=False, **options):
                     return await target(*args, **kwargs)
 
             return run_async
 
         def in_scope(*args: Any, **kwargs: Any) -> Any:
-            with scope(budget=budget, site=site, **options):
+            with scope(budget=budget, site=site, summary=False, **options):
                 return target(*args, **kwargs)
 
         @functools.wraps(target)

@@ -46,3 +46,8 @@ class JournalCorruptError(JournalError):
 class BudgetExceededError(DeferrableError):
     """A call could take its scope's spend past the scope's `max_cost_usd`; it was not
     made, and nothing was submitted for it."""
+
+
+class LiveCallError(DeferrableError):
+    """A call inside a ``strict=True`` scope would have gone live (at full price); it was
+    not made. The message names the call site and the reason."""

@@ -42,6 +42,13 @@ class Options:
     delete_files: bool = True
     """Delete the files a batch leaves at the provider (OpenAI's input, output and error
     files) once its results are read; False keeps them for inspection."""
+    defer_streams: bool = True
+    """Defer streaming calls too (``stream=True``, ``messages.stream()``, ...): the request
+    goes into the batch without streaming, and its result is replayed as the provider's own
+    event stream. False sends them live."""
+    strict: bool = False
+    """Raise `LiveCallError` for a call inside the scope that would go live (a parameter the
+    batch API refuses, a client of another cloud), instead of making it at full price."""
 
     def replace(self, **changes: Any) -> Options:
         """A copy with `changes`; unknown names are a TypeError naming them.

@@ -1,88 +1,69 @@
-"""The SDK patches: thin wrapt wrappers that decide live or deferred, nothing more.
+"""The SDK patches: thin wrapt wrappers where each SDK sends a request, deciding live or
+deferred, nothing more.
 
-Outside a deferrable scope a patched method runs the original at once (one context
-variable read). Inside, the provider adapter either accepts the call, which the engine
-then owns, or names the reason it must go live (logged once per reason).
+Each SDK sends every request (resource methods, `.parse()` helpers, raw and streaming
+wrappers, streams, methods bound before patching, frameworks) through one method of its
+base client; that is what is patched. Outside a deferrable scope the wrapper runs the
+original at once (one context variable read). Inside, a request to one of the four
+endpoints is taken as the SDK encoded it (so the SDK has already checked the arguments),
+and the provider adapter either accepts it, which the engine then owns, or names the reason
+it goes live. The engine's answer is handed back to the SDK as an HTTP response, which the
+SDK turns into its return value or its own exception, as it does live.
 """
 
 from __future__ import annotations
 
-import functools
 import importlib
 import logging
 import os
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
+import httpx2
 import wrapt
 
 from . import _greenlets
-from ._errors import BudgetExceededError
+from ._errors import BatchSubmissionError, BudgetExceededError, LiveCallError
 from ._options import Options, defaults
-from ._scope import active_options
+from ._scope import active_options, count_deferred, count_live
 from ._sites import current_site
 from .engine import engine
 from .ledger import Spend, Tokens, live_ledger, price_of
 from .ledger._budget import Budget, active_budgets
-from .providers._deferral import Deferral
+from .providers import _anthropic_sdk, _openai_sdk
+from .providers._deferral import Answer, Deferral, Live, body_of, live_body
 
 log = logging.getLogger("deferrable")
+R = TypeVar("R")
 Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
-Prepare = Callable[[object, Mapping[str, Any]], "Deferral | str"]
-"""A provider adapter's decision for one call: (SDK client, kwargs) -> deferral or reason."""
 
 
 @dataclass(frozen=True)
 class PatchTarget:
-    """One SDK method to patch, and the provider adapter (a module of
-    `deferrable.providers` with a `prepare()`) that decides its calls, with the keyword
-    arguments that adapter needs for this method."""
+    """One SDK method to patch (where a base client sends), and its provider."""
 
     module: str
     name: str
     is_async: bool
     provider: str
-    arguments: tuple[tuple[str, Any], ...] = ()
 
     def adapter(self) -> Any:
-        """The provider adapter module."""
+        """The provider adapter module (`deferrable.providers.<provider>`)."""
         return importlib.import_module(f"{__package__}.providers.{self.provider}")
 
-    def prepare(self) -> Prepare:
-        """The adapter's `prepare`, bound to this method's arguments."""
-        return functools.partial(self.adapter().prepare, **dict(self.arguments))
 
-
-_CHAT = "openai.resources.chat.completions.completions"
-_RESPONSES = "openai.resources.responses.responses"
-_EMBEDDINGS = "openai.resources.embeddings"
 TARGETS = (
-    PatchTarget("anthropic.resources.messages.messages", "Messages.create", False,
-                "anthropic", (("beta", False),)),
-    PatchTarget("anthropic.resources.messages.messages", "AsyncMessages.create", True,
-                "anthropic", (("beta", False),)),
-    PatchTarget("anthropic.resources.beta.messages.messages", "Messages.create", False,
-                "anthropic", (("beta", True),)),
-    PatchTarget("anthropic.resources.beta.messages.messages", "AsyncMessages.create", True,
-                "anthropic", (("beta", True),)),
-    PatchTarget(_CHAT, "Completions.create", False, "openai",
-                (("endpoint", "/v1/chat/completions"),)),
-    PatchTarget(_CHAT, "AsyncCompletions.create", True, "openai",
-                (("endpoint", "/v1/chat/completions"),)),
-    PatchTarget(_RESPONSES, "Responses.create", False, "openai", (("endpoint", "/v1/responses"),)),
-    PatchTarget(_RESPONSES, "AsyncResponses.create", True, "openai",
-                (("endpoint", "/v1/responses"),)),
-    PatchTarget(_EMBEDDINGS, "Embeddings.create", False, "openai",
-                (("endpoint", "/v1/embeddings"),)),
-    PatchTarget(_EMBEDDINGS, "AsyncEmbeddings.create", True, "openai",
-                (("endpoint", "/v1/embeddings"),)),
+    PatchTarget(_anthropic_sdk.SEND_MODULE, _anthropic_sdk.SEND_SYNC, False, "anthropic"),
+    PatchTarget(_anthropic_sdk.SEND_MODULE, _anthropic_sdk.SEND_ASYNC, True, "anthropic"),
+    PatchTarget(_openai_sdk.SEND_MODULE, _openai_sdk.SEND_SYNC, False, "openai"),
+    PatchTarget(_openai_sdk.SEND_MODULE, _openai_sdk.SEND_ASYNC, True, "openai"),
 )
 
 _lock = threading.Lock()
 _installed: dict[PatchTarget, tuple[type, str, Any, bool]] = {}
-_warned: set[str] = set()
+_warned: set[tuple[str, str]] = set()
 
 
 def patch() -> None:
@@ -97,8 +78,7 @@ def patch() -> None:
             owner = getattr(importlib.import_module(target.module), owner_name)
             original = owner.__dict__.get(method, getattr(owner, method))
             had_own = method in owner.__dict__
-            factory = _async_wrapper if target.is_async else _sync_wrapper
-            wrapt.wrap_function_wrapper(target.module, target.name, factory(target))
+            wrapt.wrap_function_wrapper(target.module, target.name, _WRAPPERS[target](target))
             _installed[target] = (owner, method, original, had_own)
 
 
@@ -117,94 +97,251 @@ def unpatch() -> None:
         _warned.clear()
 
 
-def _sync_wrapper(target: PatchTarget) -> Wrapper:
-    prepare, adapter = target.prepare(), target.adapter()
+# -- where each SDK sends ---------------------------------------------------------------
 
-    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...],
+
+def _anthropic_sync(target: PatchTarget) -> Wrapper:
+    adapter = target.adapter()
+
+    def wrapper(wrapped: Callable[..., Any], client: Any, args: tuple[Any, ...],
                 kwargs: dict[str, Any]) -> Any:
         options = active_options()
-        if options is None or args:
-            if not _observing or args:
-                return wrapped(*args, **kwargs)
-            value = wrapped(*args, **kwargs)
-            _record_live(adapter, value, None)
-            return value
-        with _Holds(adapter, kwargs) as holds:
-            decision = prepare(instance._client, kwargs)
-            if isinstance(decision, str):
-                _warn_live(decision)
-                value = wrapped(*args, **kwargs)
-                _record_live(adapter, value, options)
-                holds.settle(value, batch=False)
-                return value
-            future = engine().submit(decision.target, decision.params, decision.size, options,
-                                     decision.units, current_site())
-            value = _greenlets.wait(future)
-            holds.settle(value, batch=True)
-            return value
+        if options is None and not _observing:
+            return wrapped(*args, **kwargs)
+        attempt, stream, retries_taken, call = _anthropic_sdk.attempt_arguments(args, kwargs)
+        if not _anthropic_sdk.targets_messages(attempt):
+            return wrapped(*args, **kwargs)
+        if options is None:
+            sent = wrapped(*args, **kwargs)
+            _record_live(adapter, sent[0], stream, None, current_site())
+            return sent
+        request = None
+        decision: Deferral | Live = Live(f"{type(client).__name__} is not a first-party "
+                                         "Anthropic client")
+        if type(client) in adapter.FIRST_PARTY:
+            request = _anthropic_sdk.build_request(client, attempt, retries_taken, call)
+            decision = adapter.examine(client, request, options)
+        return _in_scope_sync(
+            adapter, decision, options, request, stream,
+            send=lambda: wrapped(*args, **kwargs), response_of=lambda sent: sent[0],
+            answered=lambda response: (response, attempt),
+            retried=lambda error: _anthropic_sdk.sdk_would_retry(client, error))
 
     return wrapper
 
 
-def _async_wrapper(target: PatchTarget) -> Wrapper:
-    prepare, adapter = target.prepare(), target.adapter()
+def _anthropic_async(target: PatchTarget) -> Wrapper:
+    adapter = target.adapter()
 
-    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...],
-                kwargs: dict[str, Any]) -> Awaitable[Any]:
+    def wrapper(wrapped: Callable[..., Any], client: Any, args: tuple[Any, ...],
+                kwargs: dict[str, Any]) -> Any:
         options = active_options()
-        if options is None or args:
-            if not _observing or args:
-                return wrapped(*args, **kwargs)  # type: ignore[no-any-return]
-            return _observed(adapter, wrapped(*args, **kwargs), current_site())
-        holds = _Holds(adapter, kwargs)  # taken when the coroutine runs, as errors are
-        decision = prepare(instance._client, kwargs)
-        if isinstance(decision, str):
-            _warn_live(decision)
-            return _live_in_scope(adapter, functools.partial(wrapped, *args, **kwargs), holds,
-                                  options, current_site())
+        if options is None and not _observing:
+            return wrapped(*args, **kwargs)
+        attempt, stream, retries_taken, call = _anthropic_sdk.attempt_arguments(args, kwargs)
+        if not _anthropic_sdk.targets_messages(attempt):
+            return wrapped(*args, **kwargs)
         site = current_site()
 
-        async def deferred() -> Any:
-            # Submitted when the coroutine runs, so that it may be created before its loop
-            # exists, as in ``asyncio.run(client.messages.create(...))``.
-            with holds:
-                value = await engine().submit_async(decision.target, decision.params,
-                                                    decision.size, options, decision.units, site)
-                holds.settle(value, batch=True)
-                return value
+        async def send() -> Any:
+            if options is None:
+                sent = await wrapped(*args, **kwargs)
+                _record_live(adapter, sent[0], stream, None, site)
+                return sent
+            request = None
+            decision: Deferral | Live = Live(f"{type(client).__name__} is not a first-party "
+                                             "Anthropic client")
+            if type(client) in adapter.FIRST_PARTY:
+                request = await _anthropic_sdk.build_request_async(client, attempt,
+                                                                   retries_taken, call)
+                decision = adapter.examine(client, request, options)
+            return await _in_scope_async(
+                adapter, decision, options, request, stream, site,
+                send=lambda: wrapped(*args, **kwargs), response_of=lambda sent: sent[0],
+                answered=lambda response: (response, attempt),
+                retried=lambda error: _anthropic_sdk.sdk_would_retry(client, error))
 
-        return deferred()
+        return send()
 
     return wrapper
 
 
-async def _observed(adapter: Any, call: Awaitable[Any], site: str) -> Any:
-    """A live call outside any scope, recorded in the ledger (observe mode)."""
-    value = await call
-    _record_live(adapter, value, None, site)
+def _openai_sync(target: PatchTarget) -> Wrapper:
+    adapter = target.adapter()
+
+    def wrapper(wrapped: Callable[..., Any], client: Any, args: tuple[Any, ...],
+                kwargs: dict[str, Any]) -> Any:
+        options = active_options()
+        if options is None and not _observing:
+            return wrapped(*args, **kwargs)
+        request: httpx2.Request = args[0] if args else kwargs["request"]
+        endpoint = adapter.endpoint_of(client, request)
+        if endpoint is None:
+            return wrapped(*args, **kwargs)
+        stream = bool(kwargs.get("stream", False))
+        if options is None:
+            sent = wrapped(*args, **kwargs)
+            _record_live(adapter, sent, stream, None, current_site())
+            return sent
+        return _in_scope_sync(
+            adapter, adapter.examine(client, request, options, endpoint), options, request,
+            stream, send=lambda: wrapped(*args, **kwargs), response_of=_same,
+            answered=_same, retried=None)
+
+    return wrapper
+
+
+def _openai_async(target: PatchTarget) -> Wrapper:
+    adapter = target.adapter()
+
+    def wrapper(wrapped: Callable[..., Any], client: Any, args: tuple[Any, ...],
+                kwargs: dict[str, Any]) -> Any:
+        options = active_options()
+        if options is None and not _observing:
+            return wrapped(*args, **kwargs)
+        request: httpx2.Request = args[0] if args else kwargs["request"]
+        endpoint = adapter.endpoint_of(client, request)
+        if endpoint is None:
+            return wrapped(*args, **kwargs)
+        stream = bool(kwargs.get("stream", False))
+        site = current_site()
+        if options is None:
+            return _observed_async(adapter, wrapped(*args, **kwargs), stream, site)
+        return _in_scope_async(
+            adapter, adapter.examine(client, request, options, endpoint), options, request,
+            stream, site, send=lambda: wrapped(*args, **kwargs), response_of=_same,
+            answered=_same, retried=None)
+
+    return wrapper
+
+
+_WRAPPERS: dict[PatchTarget, Callable[[PatchTarget], Wrapper]] = dict(
+    zip(TARGETS, (_anthropic_sync, _anthropic_async, _openai_sync, _openai_async), strict=True))
+
+
+def _same(value: R) -> R:
     return value
 
 
-async def _live_in_scope(adapter: Any, call: Callable[[], Awaitable[Any]], holds: _Holds,
-                         options: Options, site: str) -> Any:
-    """A call that had to go live inside a scope: held against its budgets (made only if
-    they allow it), and recorded."""
-    with holds:
-        value = await call()
-        _record_live(adapter, value, options, site)
-        holds.settle(value, batch=False)
-        return value
+# -- a request inside a deferrable scope ------------------------------------------------
 
 
-def _record_live(adapter: Any, value: object, options: Options | None,
-                 site: str | None = None) -> None:
+def _in_scope_sync(adapter: Any, decision: Deferral | Live, options: Options,
+                   request: httpx2.Request | None, stream: bool, *, send: Callable[[], R],
+                   response_of: Callable[[R], httpx2.Response],
+                   answered: Callable[[httpx2.Response], R],
+                   retried: Callable[[BaseException], bool] | None) -> R:
+    """Carry out the decision for a request made in a sync scope (or a sync @deferrable)."""
+    site = current_site()
+    if isinstance(decision, Live):
+        _going_live(decision.reason, site, options)
+        with _Holds(adapter, decision.params) as holds:
+            sent = send()
+            holds.settle(_record_live(adapter, response_of(sent), stream, options, site))
+            return sent
+    assert request is not None
+    count_deferred()
+    with _Holds(adapter, decision.params) as holds:
+        future = engine().submit(decision.target, decision.params, decision.size, options,
+                                 decision.units, site)
+        try:
+            answer: Answer = _greenlets.wait(future)
+        except Exception as error:
+            final = _final(error, retried)
+            if final is error:
+                raise
+            raise final  # noqa: B904 - a __cause__ would have the SDK's retry loop send it again
+        holds.settle_answer(answer)
+        return answered(answer.response(request, request_id_header=adapter.REQUEST_ID_HEADER,
+                                        replay=decision.replay))
+
+
+async def _in_scope_async(adapter: Any, decision: Deferral | Live, options: Options,
+                          request: httpx2.Request | None, stream: bool, site: str, *,
+                          send: Callable[[], Awaitable[R]],
+                          response_of: Callable[[R], httpx2.Response],
+                          answered: Callable[[httpx2.Response], R],
+                          retried: Callable[[BaseException], bool] | None) -> R:
+    """`_in_scope_sync` for async code."""
+    if isinstance(decision, Live):
+        _going_live(decision.reason, site, options)
+        with _Holds(adapter, decision.params) as holds:
+            sent = await send()
+            holds.settle(_record_live(adapter, response_of(sent), stream, options, site))
+            return sent
+    assert request is not None
+    count_deferred()
+    with _Holds(adapter, decision.params) as holds:
+        waiting = engine().submit_async(decision.target, decision.params, decision.size,
+                                        options, decision.units, site)
+        try:
+            answer: Answer = await waiting
+        except Exception as error:
+            final = _final(error, retried)
+            if final is error:
+                raise
+            raise final  # noqa: B904 - a __cause__ would have the SDK's retry loop send it again
+        holds.settle_answer(answer)
+        return answered(answer.response(request, request_id_header=adapter.REQUEST_ID_HEADER,
+                                        replay=decision.replay))
+
+
+def _final(error: Exception, retried: Callable[[BaseException], bool] | None) -> Exception:
+    """The exception a deferred caller gets: `error` as it is, unless the SDK's retry loop
+    would send the request again after it (the engine already retried what a batch
+    allows), in which case a `BatchSubmissionError` that names it."""
+    if retried is None or not retried(error):
+        return error
+    return BatchSubmissionError(f"the batch holding this call failed: {error!r}")
+
+
+def _going_live(reason: str, site: str, options: Options) -> None:
+    """A call in a scope goes live: refused under `strict`, else counted, and logged once
+    per call site and reason."""
+    if options.strict:
+        raise LiveCallError(f"the call at {site} would go live at full price ({reason}); "
+                            "strict=True refuses it")
+    count_live(reason)
+    if (site, reason) not in _warned:
+        _warned.add((site, reason))
+        log.warning("deferrable: the call at %s goes live at full price inside a deferrable "
+                    "scope: %s", site, reason)
+
+
+# -- live calls: the ledger and observe mode ----------------------------------------------
+
+
+async def _observed_async(adapter: Any, sending: Awaitable[httpx2.Response], stream: bool,
+                          site: str) -> httpx2.Response:
+    """A live call outside any scope, recorded in the ledger (observe mode)."""
+    response = await sending
+    _record_live(adapter, response, stream, None, site)
+    return response
+
+
+def _record_live(adapter: Any, response: httpx2.Response, stream: bool,
+                 options: Options | None, site: str) -> tuple[str, Tokens] | None:
     """Record a live call's spend in the ledger of its scope's journal (outside a scope,
-    the default one's)."""
-    options = options or defaults()
-    spent: tuple[str, Tokens] | None = adapter.live_spend(value)
-    if spent is not None and options.journal:
-        live_ledger.add(options.store, Spend(site or current_site(), adapter.PROVIDER, spent[0], "live",
-                                     spent[1]))
+    the default one's); returns it. In a scope, a call whose usage is not known here (a
+    stream) is recorded too, as a call of unknown cost."""
+    spent: tuple[str, Tokens] | None = adapter.live_spend(live_body(response, stream))
+    journal = (options or defaults()).journal
+    if not journal or not response.is_success:
+        return spent
+    if spent is not None:
+        live_ledger.add((options or defaults()).store,
+                        Spend(site, adapter.PROVIDER, spent[0], "live", spent[1]))
+    elif options is not None:
+        model = _model_of(response.request)
+        live_ledger.add(options.store, Spend(site, adapter.PROVIDER, model, "live", None))
+    return spent
+
+
+def _model_of(request: httpx2.Request) -> str:
+    """The model a live request names (for the ledger), or ``?``."""
+    body = body_of(request)
+    model = body.get("model") if body is not None else None
+    return model if isinstance(model, str) else "?"
 
 
 class _Holds:
@@ -212,18 +349,16 @@ class _Holds:
     entry (BudgetExceededError if any cannot cover the call), replaced by the actual
     cost by `settle()`, released if the call fails."""
 
-    def __init__(self, adapter: Any, kwargs: dict[str, Any]) -> None:
+    def __init__(self, adapter: Any, params: Mapping[str, Any] | None) -> None:
         self._adapter = adapter
-        self._kwargs = kwargs
+        self._params = params
         self._budgets = active_budgets()
         self._estimate = 0.0
         self._held: list[Budget] = []
-        self._settled = False
 
-    def open(self) -> _Holds:
-        """Take the reservations (once); returns self."""
+    def __enter__(self) -> _Holds:
         if self._budgets and not self._held:
-            model, tokens = self._adapter.upper_bound(self._kwargs)
+            model, tokens = self._adapter.upper_bound(self._params or {})
             price = price_of(model)
             estimate = price.cost(tokens, batch=False) if price is not None else None
             if estimate is None:
@@ -234,34 +369,38 @@ class _Holds:
                 try:
                     budget.reserve(estimate, f"this call to {model}")
                 except BudgetExceededError:
-                    self._release()
+                    self.release()
                     raise
                 self._held.append(budget)
         return self
 
-    def settle(self, value: object, *, batch: bool) -> None:
-        """Charge the budgets what the call that returned `value` cost (at the batch
-        price when `batch`); what cannot be priced stays charged at its estimate."""
+    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
+        if kind is not None:
+            self.release()
+
+    def settle(self, spent: tuple[str, Tokens] | None, *, batch: bool = False) -> None:
+        """Charge the budgets what the call cost (at the batch price when `batch`); what
+        cannot be priced stays charged at its estimate."""
         if not self._held:
             return
-        spent: tuple[str, Tokens] | None = self._adapter.live_spend(value)
         price = price_of(spent[0]) if spent is not None else None
         cost = price.cost(spent[1], batch=batch) if price is not None and spent else None
         for budget in self._held:
             budget.settle(self._estimate, self._estimate if cost is None else cost)
         self._held = []
 
-    def _release(self) -> None:
+    def settle_answer(self, answer: Answer) -> None:
+        """Charge a deferred call's answer: its cost, or nothing for an error."""
+        if answer.status >= 400:
+            self.release()
+        else:
+            self.settle(answer.spent, batch=True)
+
+    def release(self) -> None:
+        """Give back what is held (the call was not made, or failed)."""
         for budget in self._held:
             budget.settle(self._estimate, None)
         self._held = []
-
-    def __enter__(self) -> _Holds:
-        return self.open()
-
-    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
-        if kind is not None:
-            self._release()
 
 
 _observing = os.environ.get("DEFERRABLE_OBSERVE", "").strip().lower() in ("1", "true", "yes", "on")
@@ -275,9 +414,3 @@ def observe(enabled: bool = True) -> None:
     _observing = enabled
     if enabled:
         patch()
-
-
-def _warn_live(reason: str) -> None:
-    if reason not in _warned:
-        _warned.add(reason)
-        log.warning("deferrable: call goes live inside a deferrable scope: %s", reason)

@@ -5,16 +5,57 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import logging
+from collections import Counter
 from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
 
 from ._options import Options, defaults
-from ._sites import enter_function, leave_function
+from ._sites import current_site, enter_function, leave_function
 from .ledger._budget import Budget, enter_budget, leave_budget
 
+log = logging.getLogger("deferrable")
 _active: contextvars.ContextVar[Options | None] = contextvars.ContextVar(
     "deferrable_scope", default=None)
+
+
+class Tally:
+    """What became of the calls made in a scope (and in the scopes inside it)."""
+
+    __slots__ = ("deferred", "live", "parent")
+
+    def __init__(self, parent: Tally | None) -> None:
+        self.deferred = 0
+        self.live: Counter[str] = Counter()
+        self.parent = parent
+
+    def summary(self) -> str:
+        """``N deferred, M live (reason: k, ...)``."""
+        text = f"{self.deferred} deferred, {sum(self.live.values())} live"
+        if self.live:
+            text += " (" + "; ".join(f"{reason}: {n}" for reason, n in self.live.most_common()) + ")"
+        return text
+
+
+_tally: contextvars.ContextVar[Tally | None] = contextvars.ContextVar(
+    "deferrable_tally", default=None)
+
+
+def count_deferred() -> None:
+    """Count a deferred call in the scopes around the caller."""
+    tally = _tally.get()
+    while tally is not None:
+        tally.deferred += 1
+        tally = tally.parent
+
+
+def count_live(reason: str) -> None:
+    """Count a call that went live inside the scopes around the caller, and why."""
+    tally = _tally.get()
+    while tally is not None:
+        tally.live[reason] += 1
+        tally = tally.parent
 
 
 def active_options() -> Options | None:
@@ -26,15 +67,19 @@ class scope:  # noqa: N801 - a context manager named like the function users cal
     """Defer supported SDK calls inside ``with scope(...)`` / ``async with scope(...)``.
 
     `max_cost_usd` caps what the calls inside may spend (see `Budget`); `site` names the
-    calls' site in the ledger (by default, where each call is made).
+    calls' site in the ledger (by default, where each call is made). When it ends, a scope
+    logs how many of its calls were deferred and how many went live, and why (at INFO; a
+    decorated function's scope, one per call, at DEBUG: `summary=False`).
     """
 
     def __init__(self, *, max_cost_usd: float | None = None, budget: Budget | None = None,
-                 site: str | None = None, **options: Any) -> None:
+                 site: str | None = None, summary: bool = True, **options: Any) -> None:
         self._changes = options
         self._budget = budget or (Budget(max_cost_usd) if max_cost_usd is not None else None)
         self._site = site
-        self._tokens: list[tuple[contextvars.Token[Options | None], Any, Any]] = []
+        self._summary = summary
+        self._tokens: list[tuple[contextvars.Token[Options | None], Any, Any,
+                                 contextvars.Token[Tally | None]]] = []
         outer = _active.get()
         (outer or defaults()).replace(**options)  # fail early on unknown option names
 
@@ -46,12 +91,20 @@ class scope:  # noqa: N801 - a context manager named like the function users cal
         options = self.options()
         budget = enter_budget(self._budget) if self._budget is not None else None
         site = enter_function(self._site) if self._site is not None else None
-        self._tokens.append((_active.set(options), budget, site))
+        tally = _tally.set(Tally(_tally.get()))
+        self._tokens.append((_active.set(options), budget, site, tally))
         return options
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  traceback: TracebackType | None) -> None:
-        options, budget, site = self._tokens.pop()
+        options, budget, site, tally = self._tokens.pop()
+        ended = _tally.get()
+        _tally.reset(tally)
+        if ended is not None and (ended.deferred or ended.live):
+            level = logging.INFO if self._summary else logging.DEBUG
+            if log.isEnabledFor(level):
+                where = self._site or current_site()
+                log.log(level, "deferrable: scope %s ended: %s", where, ended.summary())
         _active.reset(options)
         if budget is not None:
             leave_budget(budget)

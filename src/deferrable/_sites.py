@@ -7,12 +7,15 @@ import contextvars
 import functools
 import os
 import sys
-from types import CodeType
+from types import CodeType, FrameType
 
 _function: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "deferrable_site", default=None)
-_INTERNAL = ("deferrable._patching", "wrapt", "anthropic", "openai")
-"""Modules between a caller and the patched method: their frames are not the call site."""
+_INTERNAL = ("deferrable._patching", "deferrable._scope", "deferrable._api", "deferrable._greenlets",
+             "deferrable._decorator", "wrapt", "anthropic", "openai", "httpx2", "langchain_core",
+             "langchain_anthropic", "langchain_openai", "pydantic_ai", "pydantic_graph")
+"""Modules between a caller and the patched method (ours, the SDKs', and the frameworks'
+built on them): their frames are not the call site."""
 
 
 def function_site(function: object) -> str:
@@ -37,12 +40,22 @@ def current_site() -> str:
     named = _function.get()
     if named is not None:
         return named
-    frame = sys._getframe(1)
-    while _internal(str(frame.f_globals.get("__name__", ""))):
-        if frame.f_back is None:
-            return "?"
+    frame: FrameType | None = sys._getframe(1)
+    outermost = frame
+    while frame is not None:
+        module = str(frame.f_globals.get("__name__", ""))
+        if module == "asyncio" or module.startswith("asyncio."):
+            break  # the top of a task: nobody awaited the call but the event loop
+        if not _internal(module):
+            return f"{_where(frame.f_code)}:{frame.f_lineno} ({_name(frame.f_code)})"
+        if "._utils" not in module:  # the SDKs' argument-checking decorators
+            outermost = frame
         frame = frame.f_back
-    return f"{_where(frame.f_code)}:{frame.f_lineno} ({_name(frame.f_code)})"
+    if outermost is None:
+        return "?"
+    # A coroutine of the SDK handed straight to a task (``asyncio.gather(client....create())``):
+    # its creator is not on the stack, so the site is the SDK method that was called.
+    return f"{outermost.f_globals.get('__name__')}.{_name(outermost.f_code)} (in a task)"
 
 
 @functools.lru_cache(maxsize=256)

@@ -11,7 +11,8 @@ from ..ledger import Tokens
 from ._settle import Waiter
 
 Outcome = tuple[Any, BaseException | None]
-"""A result line, decoded: (value, None) or (None, the exception the call raises)."""
+"""A result line, decoded: (the answer handed back to the caller's SDK, None), or (None,
+the exception the call raises: an outcome only a batch can have)."""
 
 
 class Target(Protocol):
@@ -19,7 +20,7 @@ class Target(Protocol):
     only view of a provider. Its methods block; the engine runs them in worker threads.
 
     Result lines travel as the provider's JSON (what the journal keeps); `outcome()`
-    turns one into what the live call returns or raises.
+    turns one into what is handed back to the caller.
     """
 
     @property
@@ -66,7 +67,8 @@ class Target(Protocol):
         """Stream the ended batch's result lines as (custom_id, line)."""
 
     def outcome(self, line: Any) -> Outcome:
-        """What the live call returns or raises for this result line."""
+        """The answer the live call would have had for this result line, or the error of
+        an outcome only a batch can have."""
 
     def succeeded(self, line: Any) -> bool:
         """Whether the line is a success (a result worth keeping for a rerun)."""

@@ -63,11 +63,8 @@ def resolve_from(follow: Follow, batch_id: str) -> None:
         for custom_id, line in chunk:
             calls = follow.take(custom_id)
             if calls:
-                value, error = target.outcome(line)
-                settlements.append((calls, value, error))
-                succeeded = error is None
-            else:
-                succeeded = target.succeeded(line)
+                settlements.append((calls, *target.outcome(line)))
+            succeeded = target.succeeded(line)
             records.append((custom_id, line if succeeded else None, bool(calls)))
             spent = target.spent(line) if succeeded else None
             if spent is not None:

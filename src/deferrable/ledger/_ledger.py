@@ -39,18 +39,20 @@ class Spend:
     model: str
     mode: str
     """``"batch"`` (deferred) or ``"live"``."""
-    tokens: Tokens
+    tokens: Tokens | None
+    """None when the call's usage is not known (a live stream): it counts as unpriced."""
 
 
 def row_of(spend: Spend, at: float | None = None) -> dict[str, Any]:
     """The ledger row of one call (its hour, identity, counts and prices)."""
-    price = price_of(spend.model)
-    live = price.cost(spend.tokens, batch=False) if price is not None else None
-    batch = price.cost(spend.tokens, batch=True) if price is not None else None
+    tokens = spend.tokens
+    price = price_of(spend.model) if tokens is not None else None
+    live = price.cost(tokens, batch=False) if price is not None and tokens is not None else None
+    batch = price.cost(tokens, batch=True) if price is not None and tokens is not None else None
     row: dict[str, Any] = {
         "hour": int((time.time() if at is None else at) // 3600 * 3600), "site": spend.site,
         "provider": spend.provider, "model": spend.model, "mode": spend.mode, "calls": 1,
-        "unpriced": 0 if live is not None else 1, **spend.tokens.as_dict(),
+        "unpriced": 0 if live is not None else 1, **(tokens or Tokens()).as_dict(),
         "live_usd": live or 0.0, "batch_usd": batch or 0.0}
     row["paid_usd"] = (batch if spend.mode == "batch" else live) or 0.0
     return row

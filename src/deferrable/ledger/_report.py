@@ -49,8 +49,9 @@ def build_report(rows: Iterable[dict[str, Any]], *, since: float | None = None,
         "filters": {"since": since, "site": site, "model": model},
         "by_site": sorted((_line(group) for group in groups),
                           key=lambda line: (-line["paid_usd"], line["site"], line["model"])),
-        "candidates": sorted((c for c in candidates if c["would_save_usd"] > 0),
-                             key=lambda c: -c["would_save_usd"]),
+        "candidates": sorted((c for c in candidates
+                              if c["would_save_usd"] > 0 or c["unpriced_calls"]),
+                             key=lambda c: (-c["would_save_usd"], -c["unpriced_calls"])),
     }
 
 

@@ -1,6 +1,7 @@
-"""What provider adapters share: the `Deferral` they hand the patches for a call a batch
-can serve, the cache of their targets, the fingerprint that names credentials, and the
-JSON helpers of request identity and result streams."""
+"""What provider adapters share: the `Deferral` (or `Live` reason) they decide for a request
+the SDK is about to send, the `Answer` a batch result becomes, the cache of their targets,
+which request headers change how a provider serves a request, the fingerprint that names
+credentials, and the JSON helpers of request identity and result streams."""
 
 from __future__ import annotations
 
@@ -8,29 +9,79 @@ import hashlib
 import json
 import threading
 import urllib.parse
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
+
+import httpx2
 
 from ..engine import Target
 from ..ledger import Tokens
 
 T = TypeVar("T")
+Spent = tuple[str, Tokens]
+"""A call's model and the tokens it was billed for."""
+Replay = Callable[[Mapping[str, Any]], bytes]
+"""Turns a final result object into the provider's own event stream (server-sent events)."""
 
 
 @dataclass(frozen=True)
 class Deferral:
-    """A call the batch API can serve: where it goes, its batch body, its size in bytes,
-    and its units (the provider's own per-call count, see `Target.max_units`)."""
+    """A request a batch can serve: where it goes, its batch body (the JSON the SDK
+    encoded, without streaming fields), its size in the batch file, its units (the
+    provider's own per-call count, see `Target.max_units`), and, for a streaming call,
+    how its result is replayed as the provider's event stream."""
 
     target: Target
-    params: Any
+    params: dict[str, Any]
     size: int
     units: int = 1
+    replay: Replay | None = None
+
+
+@dataclass(frozen=True)
+class Live:
+    """A request that goes live inside a deferrable scope, and why (`params` is its body,
+    for the budgets; None when it was not read)."""
+
+    reason: str
+    params: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A batch result as the HTTP answer the live call would have had: its status, its JSON
+    body, a request id, and for a success what it was billed for."""
+
+    status: int
+    body: bytes
+    request_id: str
+    spent: Spent | None = None
+
+    def response(self, request: httpx2.Request, *, request_id_header: str,
+                 replay: Replay | None) -> httpx2.Response:
+        """The `httpx2.Response` handed to the SDK for `request`: JSON, or for a streaming
+        call that succeeded, the replayed event stream. An error carries
+        ``x-should-retry: false``: the engine has done the retrying a batch allows."""
+        headers = {request_id_header: self.request_id}
+        if self.status >= 400:
+            headers["x-should-retry"] = "false"
+        if replay is not None and self.status < 400:
+            headers["content-type"] = "text/event-stream"
+            content = replay(json.loads(self.body))
+        else:
+            headers["content-type"] = "application/json"
+            content = self.body
+        return httpx2.Response(self.status, headers=headers, content=content, request=request)
+
+
+def json_bytes(value: object) -> bytes:
+    """`value` as compact JSON bytes."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 class TargetCache(Generic[T]):
-    """One target per client identity, made on first use (thread-safe)."""
+    """One target per destination, made on first use (thread-safe)."""
 
     def __init__(self) -> None:
         self._targets: dict[Hashable, T] = {}
@@ -46,9 +97,46 @@ class TargetCache(Generic[T]):
                     target = self._targets[key] = make()
         return target
 
+    def __len__(self) -> int:
+        return len(self._targets)
+
     def __iter__(self) -> Iterator[Hashable]:
-        """The identities cached so far (which never hold a secret, only fingerprints)."""
+        """The keys cached so far (which hold no secret, only fingerprints)."""
         return iter(list(self._targets))
+
+
+CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key", "api-key"})
+"""Headers that carry a secret: a destination names them by fingerprint only."""
+_NOT_SERVING = frozenset({
+    "accept", "accept-encoding", "connection", "content-length", "content-type", "host",
+    "user-agent", "idempotency-key",
+    # tracing and correlation: they name the call, they do not change how it is served
+    "traceparent", "tracestate", "baggage", "sentry-trace", "x-request-id", "request-id",
+    "x-correlation-id", "x-amzn-trace-id", "x-cloud-trace-context", "b3", "uber-trace-id",
+})
+_NOT_SERVING_PREFIXES = ("x-stainless-", "x-b3-", "x-datadog-", "ot-")
+"""The SDKs' own telemetry (``x-stainless-*``: retry count, timeouts, raw-response mode,
+platform) and tracing families."""
+
+
+def serving_headers(headers: httpx2.Headers) -> tuple[dict[str, str], dict[str, str]]:
+    """A request's headers that change how the provider serves it, split into credentials
+    and the rest (lower-case names). Telemetry, tracing ids and idempotency keys are left
+    out: they neither split batches nor travel with them."""
+    credentials: dict[str, str] = {}
+    serving: dict[str, str] = {}
+    for name, value in headers.items():
+        name = name.lower()
+        if name in CREDENTIAL_HEADERS:
+            credentials[name] = value
+        elif name not in _NOT_SERVING and not name.startswith(_NOT_SERVING_PREFIXES):
+            serving[name] = value
+    return credentials, serving
+
+
+def query_of(request: httpx2.Request, *, drop: frozenset[str] = frozenset()) -> tuple[tuple[str, str], ...]:
+    """The request's query parameters (but `drop`), sorted: part of its destination."""
+    return tuple(sorted((k, v) for k, v in request.url.params.multi_items() if k not in drop))
 
 
 def fingerprint(*secrets: object) -> str:
@@ -71,6 +159,15 @@ def destination(provider: str, *, base_url: str, **fields: object) -> str:
     return canonical_json({"provider": provider, "base_url": public, **fields})
 
 
+def body_of(request: httpx2.Request) -> dict[str, Any] | None:
+    """The JSON object a request carries, as the SDK encoded it (None if it carries none)."""
+    try:
+        body = json.loads(request.content)
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
 class _LineStream(Protocol):
     def iter_lines(self) -> Iterator[str]: ...
     def close(self) -> None: ...
@@ -87,11 +184,24 @@ def lines_of(response: _LineStream) -> Iterator[dict[str, Any]]:
         response.close()
 
 
-def spend_of(value: object, tokens_of: Callable[[Any], Tokens]) -> tuple[str, Tokens] | None:
-    """The model and tokens (read by `tokens_of` from its usage) of an SDK response
-    object; None for one without usage."""
-    usage = getattr(value, "usage", None)
-    model = getattr(value, "model", None)
-    if usage is None or not isinstance(model, str):
+def spend_of(body: object, tokens_of: Callable[[Any], Tokens]) -> Spent | None:
+    """The model and tokens (read by `tokens_of` from its usage) of a response body;
+    None for one without usage."""
+    if not isinstance(body, Mapping):
+        return None
+    usage = body.get("usage")
+    model = body.get("model")
+    if not isinstance(usage, Mapping) or not isinstance(model, str):
         return None
     return model, tokens_of(usage)
+
+
+def live_body(response: httpx2.Response, streamed: bool) -> Any:
+    """The JSON body of a live answer that succeeded, when it was read whole (a stream's is
+    not read here: its caller reads it)."""
+    if streamed or not response.is_success:
+        return None
+    try:
+        return json.loads(response.content)
+    except (ValueError, httpx2.ResponseNotRead):
+        return None

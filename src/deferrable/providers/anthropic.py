@@ -1,87 +1,88 @@
-"""Anthropic: which `messages.create` calls a Message Batch can serve, the batch request
-each becomes, and each result line turned back into what the live call returns or raises."""
+"""Anthropic: which ``POST /v1/messages`` requests a Message Batch can serve, the batch
+request each becomes, and each result line turned back into the HTTP answer the live call
+would have had (the SDK builds the return value or raises from it)."""
 
 from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Hashable, Iterator, Mapping
 from typing import Any
 
 import anthropic
 import httpx2
-from anthropic._constants import RAW_RESPONSE_HEADER
-from anthropic._models import construct_type_unchecked
-from anthropic._types import NotGiven, Omit
-from anthropic.types.beta.messages import BetaMessageBatchResult
-from anthropic.types.messages import MessageBatchResult
 
 from .._errors import BatchCanceledError, BatchExpiredError
+from .._options import Options
 from ..engine import Outcome, RequestRejectedError
 from ..ledger import Tokens, anthropic_tokens
 from ._deferral import (
+    Answer,
     Deferral,
+    Live,
+    Spent,
     TargetCache,
+    body_of,
     canonical_json,
     destination,
     fingerprint,
+    json_bytes,
     lines_of,
+    query_of,
+    serving_headers,
     spend_of,
 )
+from ._replay import anthropic_events
 
 PROVIDER = "anthropic"
+REQUEST_ID_HEADER = "request-id"
 MAX_REQUESTS = 100_000
 MAX_BYTES = 256 * 1024 * 1024
 FIRST_PARTY = (anthropic.Anthropic, anthropic.AsyncAnthropic)
-_NOT_BODY = frozenset({"extra_headers", "extra_query", "extra_body", "timeout", "betas",
-                       "user_profile_id", "workspace_id"})
-_HEADER_PARAMS = {"user_profile_id": "anthropic-user-profile-id",
-                  "workspace_id": "anthropic-workspace-id"}
 STATUS_BY_ERROR_TYPE = {
     "invalid_request_error": 400, "authentication_error": 401, "billing_error": 402,
     "permission_error": 403, "not_found_error": 404, "conflict_error": 409,
     "request_too_large": 413, "rate_limit_error": 429, "api_error": 500,
     "timeout_error": 504, "overloaded_error": 529,
 }
-_LINE_OVERHEAD = 64
+_LINE_OVERHEAD = len('{"custom_id":"","params":},') + 48
+"""A batch request's bytes beyond its params: the framing and a custom id (40 hex digits,
+a dash and an occurrence number)."""
 _REJECTED_REQUEST = re.compile(r"\brequests\.(\d+)\.")
 RECOVERY_WINDOW = (-300.0, 3600.0)
 """Seconds around the journal's record of a create call within which a batch may be the
 one that call made (clock skew before; retries and a slow upload after)."""
 
 
-def prepare(client: object, kwargs: Mapping[str, Any], *, beta: bool) -> Deferral | str:
-    """The deferral for `client.messages.create(**kwargs)`, or why it must go live."""
+def examine(client: object, request: httpx2.Request, options: Options) -> Deferral | Live:
+    """Whether the Messages request `request` of `client` goes into a batch (and how) or
+    live (and why)."""
     if type(client) not in FIRST_PARTY:
-        return f"{type(client).__name__} is not a first-party Anthropic client"
+        return Live(f"{type(client).__name__} is not a first-party Anthropic client")
     assert isinstance(client, (anthropic.Anthropic, anthropic.AsyncAnthropic))
-    headers = {k.lower(): str(v) for k, v in (kwargs.get("extra_headers") or {}).items()
-               if not isinstance(v, (NotGiven, Omit))}
-    if RAW_RESPONSE_HEADER.lower() in headers:
-        return "with_raw_response / with_streaming_response need the live HTTP response"
-    stream = kwargs.get("stream")
-    if _given(stream) and stream:
-        return "stream=True needs a live connection"
-    params = {k: v for k, v in kwargs.items() if k not in _NOT_BODY and _given(v)}
-    extra_body = kwargs.get("extra_body")
-    if isinstance(extra_body, Mapping):
-        params.update(extra_body)
-    for name, header in _HEADER_PARAMS.items():
-        value = kwargs.get(name)
-        if value is not None and _given(value):
-            headers[header] = str(value)
-    betas = [b.strip() for b in headers.pop("anthropic-beta", "").split(",") if b.strip()]
-    given_betas = kwargs.get("betas")
-    if _given(given_betas) and given_betas is not None:
-        betas.extend(str(b) for b in given_betas)
-    size = len(json.dumps(params, default=str)) + _LINE_OVERHEAD
-    target = _target(client, beta=beta or bool(betas), betas=tuple(sorted(set(betas))),
-                     headers=tuple(sorted(headers.items())))
-    return Deferral(target, params, size)
+    params = body_of(request)
+    if params is None:
+        return Live("the request body is not a JSON object")
+    stream = bool(params.pop("stream", False))
+    if stream and not options.defer_streams:
+        return Live("a streaming call, and defer_streams is off", params)
+    if params.get("max_tokens") == 0:
+        return Live("max_tokens=0 (cache pre-warming) is served live only", params)
+    if params.get("speed") == "fast":
+        return Live("speed='fast' (fast mode) is served live only", params)
+    credentials, headers = serving_headers(request.headers)
+    betas = tuple(sorted({b.strip() for b in headers.pop("anthropic-beta", "").split(",")
+                          if b.strip()}))
+    query = query_of(request, drop=frozenset({"beta"}))
+    target = _target(client, fingerprint(*sorted(credentials.items())), headers, betas, query)
+    return Deferral(target, params, len(request.content) + _LINE_OVERHEAD,
+                    replay=anthropic_events if stream else None)
 
 
 class AnthropicTarget:
-    """Message Batches of one client identity (base URL, credentials, headers, betas)."""
+    """Message Batches of one destination: base URL, credentials, the headers that change
+    how requests are served (API version, workspace, custom ones), betas and query."""
 
     provider = "anthropic"
     max_requests = MAX_REQUESTS
@@ -91,8 +92,7 @@ class AnthropicTarget:
     """A Message Batch keeps no metadata: a lost batch is found by its time, its size
     and, once ended, its custom ids."""
 
-    def __init__(self, key: Hashable, client: anthropic.Anthropic, *, beta: bool,
-                 betas: tuple[str, ...], headers: tuple[tuple[str, str], ...],
+    def __init__(self, key: Hashable, client: anthropic.Anthropic, *, betas: tuple[str, ...],
                  destination: str) -> None:
         self.key = key
         self.destination = destination
@@ -100,10 +100,7 @@ class AnthropicTarget:
         self._create_once = client.with_options(max_retries=0)
         """Creates without the SDK's retries, which could repeat a create whose answer was
         lost: the engine retries, after looking for the batch."""
-        self._beta = beta
         self._betas = list(betas)
-        self._headers = dict(headers)
-        self._result_type: Any = BetaMessageBatchResult if beta else MessageBatchResult
 
     def canonical(self, body: Any) -> str:
         """The request's params as canonical JSON."""
@@ -134,13 +131,21 @@ class AnthropicTarget:
             yield str(line["custom_id"]), line
 
     def outcome(self, line: Any) -> Outcome:
-        """What the live call returns or raises for this result line."""
-        result = construct_type_unchecked(value=line["result"], type_=self._result_type)
-        if result.type == "succeeded":
-            return result.message, None
-        if result.type == "errored":
-            return None, self.status_error(result.error)
-        if result.type == "expired":
+        """The answer the live call would have had for this result line (the SDK raises
+        its own exception for an error status), or the error of an outcome only a batch
+        can have."""
+        result, custom_id = line["result"], str(line["custom_id"])
+        kind = result["type"]
+        if kind == "succeeded":
+            message = result["message"]
+            return Answer(200, json_bytes(message), _request_id(custom_id),
+                          self.spent(line)), None
+        if kind == "errored":
+            envelope = result.get("error") or {}
+            error_type = (envelope.get("error") or {}).get("type")
+            return Answer(STATUS_BY_ERROR_TYPE.get(str(error_type), 500), json_bytes(envelope),
+                          envelope.get("request_id") or _request_id(custom_id)), None
+        if kind == "expired":
             return None, BatchExpiredError("the request's batch expired before it was processed")
         return None, BatchCanceledError("the request's batch was canceled before it ran")
 
@@ -148,7 +153,7 @@ class AnthropicTarget:
         """Whether the line holds a message."""
         return bool(line["result"]["type"] == "succeeded")
 
-    def spent(self, line: Any) -> tuple[str, Tokens] | None:
+    def spent(self, line: Any) -> Spent | None:
         """The model and tokens a succeeded line was billed for."""
         message = line["result"].get("message") or {}
         return str(message.get("model", "?")), anthropic_tokens(message.get("usage"))
@@ -172,68 +177,72 @@ class AnthropicTarget:
         """Nothing to delete: a Message Batch keeps no files (its results expire)."""
 
     def _batches(self, client: anthropic.Anthropic | None = None) -> Any:
-        """The SDK's batches resource (beta or not) of `client` (by default the target's)."""
+        """The SDK's batches resource (beta when there are betas) of `client` (by default
+        the target's)."""
         client = client or self._client
-        return client.beta.messages.batches if self._beta else client.messages.batches
+        return client.beta.messages.batches if self._betas else client.messages.batches
 
     def _extra(self) -> dict[str, Any]:
-        extra: dict[str, Any] = {"extra_headers": self._headers}
-        if self._beta:
-            extra["betas"] = self._betas
-        return extra
+        return {"betas": self._betas} if self._betas else {}
 
-    def status_error(self, error: Any) -> anthropic.APIStatusError:
-        """The exception the live call raises for this error envelope."""
-        body = error.model_dump(mode="json", exclude_unset=True)
-        status = STATUS_BY_ERROR_TYPE.get(error.error.type, 500)
-        headers = {"request-id": error.request_id} if error.request_id else {}
-        url = str(self._client.base_url).rstrip("/") + "/v1/messages"
-        response = httpx2.Response(status, headers=headers, json=body,
-                                   request=httpx2.Request("POST", url))
-        return self._client._make_status_error_from_response(response)
+
+def _request_id(custom_id: str) -> str:
+    """The request id of an answer the provider gave none for: names the batch request."""
+    return f"req_deferred_{custom_id}"
 
 
 _targets: TargetCache[AnthropicTarget] = TargetCache()
+_http: list[httpx2.Client] = []
+_http_lock = threading.Lock()
 
 
-def _target(client: anthropic.Anthropic | anthropic.AsyncAnthropic, *, beta: bool,
-            betas: tuple[str, ...], headers: tuple[tuple[str, str], ...]) -> AnthropicTarget:
-    credentials = fingerprint(client.api_key, client.auth_token)
-    client_headers = tuple(sorted((k, str(v)) for k, v in client._custom_headers.items()))
-    key = ("anthropic", beta, str(client.base_url), credentials, client_headers, headers, betas)
+def _target(client: anthropic.Anthropic | anthropic.AsyncAnthropic, credentials: str,
+            headers: dict[str, str], betas: tuple[str, ...],
+            query: tuple[tuple[str, str], ...]) -> AnthropicTarget:
+    base_url = str(client.base_url)
+    key = ("anthropic", base_url, credentials, tuple(sorted(headers.items())), betas, query)
     return _targets.get(key, lambda: AnthropicTarget(
-        key, _blocking_client(client), beta=beta, betas=betas, headers=headers,
-        destination=destination("anthropic", base_url=str(client.base_url),
-                                credentials=credentials, beta=beta, betas=list(betas),
-                                headers=fingerprint(client_headers, headers))))
+        key, _engine_client(client, headers, query), betas=betas,
+        destination=destination("anthropic", base_url=base_url, credentials=credentials,
+                                beta=bool(betas), betas=list(betas),
+                                workspace=headers.get("anthropic-workspace-id"),
+                                headers=fingerprint(sorted(headers.items())),
+                                query=fingerprint(query) if query else None)))
 
 
-def _blocking_client(client: anthropic.Anthropic | anthropic.AsyncAnthropic) -> anthropic.Anthropic:
-    """A sync client of the same identity, owned by the engine: the caller may close theirs
-    while batches are still in flight. (A custom `http_client` is not carried over.)"""
+def _engine_client(client: anthropic.Anthropic | anthropic.AsyncAnthropic, headers: Mapping[str, str],
+                   query: tuple[tuple[str, str], ...]) -> anthropic.Anthropic:
+    """A sync client of the destination for the engine's worker threads: the caller's
+    credentials, with the request's serving headers and query on every batch call. All
+    such clients share one connection pool (the caller may close theirs meanwhile)."""
+    credentials: dict[str, Any] = {"api_key": client.api_key, "auth_token": client.auth_token}
+    if client.api_key is None and client.auth_token is None and isinstance(client, anthropic.Anthropic):
+        credentials = {"credentials": client.credentials}
     return anthropic.Anthropic(
-        api_key=client.api_key, auth_token=client.auth_token, base_url=client.base_url,
-        default_headers=client._custom_headers, default_query=client._custom_query,
-        max_retries=client.max_retries, timeout=client.timeout)
+        **credentials, base_url=client.base_url, default_headers=dict(headers),
+        default_query=dict(query), max_retries=client.max_retries, timeout=client.timeout,
+        http_client=_shared_http())
 
 
-def _given(value: object) -> bool:
-    """Whether the caller passed `value` (the SDK's `NOT_GIVEN` / `omit` mean it did not)."""
-    return not isinstance(value, (NotGiven, Omit))
+def _shared_http() -> httpx2.Client:
+    """The connection pool of every client the engine makes for Anthropic."""
+    with _http_lock:
+        if not _http:
+            _http.append(anthropic.DefaultHttpxClient())
+        return _http[0]
 
 
-def live_spend(value: object) -> tuple[str, Tokens] | None:
-    """The model and tokens of what a live call returned (None for a stream or a raw
-    response, which carry no usage yet)."""
-    return spend_of(value, anthropic_tokens)
+def live_spend(body: object) -> Spent | None:
+    """The model and tokens of a live answer's body (None without usage)."""
+    return spend_of(body, anthropic_tokens)
 
 
-def upper_bound(kwargs: Mapping[str, Any]) -> tuple[str, Tokens]:
-    """The model of a `messages.create(**kwargs)` call and the most tokens it can be
-    billed for: its prompt estimated at four characters a token, all as uncached input
-    (caching only lowers it), and `max_tokens` of output."""
-    prompt = {k: kwargs.get(k) for k in ("system", "messages", "tools") if _given(kwargs.get(k))}
+def upper_bound(params: Mapping[str, Any]) -> tuple[str, Tokens]:
+    """The model of a Messages request and the most tokens it can be billed for: its prompt
+    estimated at four characters a token, all as uncached input (caching only lowers it),
+    and `max_tokens` of output."""
+    prompt = {k: params.get(k) for k in ("system", "messages", "tools") if k in params}
     size = len(json.dumps(prompt, default=str))
-    max_tokens = kwargs.get("max_tokens")
+    max_tokens = params.get("max_tokens")
     output = int(max_tokens) if isinstance(max_tokens, int) else 0
-    return str(kwargs.get("model", "?")), Tokens(input=(size + 3) // 4, output=output)
+    return str(params.get("model", "?")), Tokens(input=(size + 3) // 4, output=output)

@@ -1,6 +1,7 @@
-"""OpenAI: which `chat.completions` / `responses` / `embeddings` calls a Batch can serve,
-the JSONL line each becomes (uploaded through Files), and each output or error line turned
-back into what the live call returns or raises."""
+"""OpenAI: which ``POST`` requests to `/v1/chat/completions`, `/v1/responses` and
+`/v1/embeddings` a Batch can serve, the JSONL line each becomes (uploaded through Files),
+and each output or error line turned back into the HTTP answer the live call would have had
+(the SDK builds the return value or raises from it)."""
 
 from __future__ import annotations
 
@@ -8,41 +9,44 @@ import contextlib
 import functools
 import json
 import tempfile
+import threading
 from collections.abc import Hashable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import httpx2
 import openai
-from openai._base_client import _merge_mappings
-from openai._constants import RAW_RESPONSE_HEADER
-from openai._models import add_request_id
-from openai._types import NotGiven, Omit, omit
-from openai._utils import maybe_transform
-from openai._utils._json import openapi_dumps
-from openai.lib._chat_completion_resources import validate_response_format
-from openai.lib._parsing._embeddings import parse_embedding_response, prepare_embedding_request
-from openai.types import CreateEmbeddingResponse, embedding_create_params
-from openai.types.chat import ChatCompletion, completion_create_params
-from openai.types.responses import Response, response_create_params
 
 from .._errors import BatchCanceledError, BatchExpiredError, BatchValidationError, DeferrableError
+from .._options import Options
 from ..engine import Outcome
 from ..ledger import Tokens, openai_tokens
+from . import _openai_sdk as sdk
 from ._deferral import (
+    Answer,
     Deferral,
+    Live,
+    Replay,
+    Spent,
     TargetCache,
+    body_of,
     canonical_json,
     destination,
     fingerprint,
+    json_bytes,
     lines_of,
+    query_of,
+    serving_headers,
     spend_of,
 )
+from ._replay import openai_chat_chunks, openai_response_events
 
 CHAT = "/v1/chat/completions"
 RESPONSES = "/v1/responses"
 EMBEDDINGS = "/v1/embeddings"
+ENDPOINTS = {"/chat/completions": CHAT, "/responses": RESPONSES, "/embeddings": EMBEDDINGS}
+"""The deferrable endpoints, by their path under the client's base URL."""
 PROVIDER = "openai"
+REQUEST_ID_HEADER = "x-request-id"
 MAX_REQUESTS = 50_000
 MAX_BYTES = 200 * 1024 * 1024
 MAX_EMBEDDING_INPUTS = 50_000
@@ -50,104 +54,73 @@ ENDED = frozenset({"completed", "failed", "expired", "cancelled"})
 FIRST_PARTY = (openai.OpenAI, openai.AsyncOpenAI)
 TAG_KEY = "deferrable"
 """The batch metadata key whose value names the batch for deferrable (its journal)."""
-_NOT_BODY = frozenset({"extra_headers", "extra_query", "extra_body", "timeout"})
-_LINE_OVERHEAD = 64
+_LINE_OVERHEAD = len('{"custom_id":"","method":"POST","url":"","body":}\n') + 48
+"""A line's bytes beyond its body and URL: the framing and a custom id (40 hex digits, a
+dash and an occurrence number)."""
 RECOVERY_HORIZON = 300.0
 """Seconds before the journal's record of a create call after which a lost batch is
 looked for (clock skew)."""
 
 
-@dataclass(frozen=True)
-class _Endpoint:
-    """How the SDK builds one endpoint's body and parses its answer."""
-
-    params: Any
-    cast_to: type[openai.BaseModel]
-
-
-_ENDPOINTS = {
-    CHAT: _Endpoint(completion_create_params.CompletionCreateParamsNonStreaming, ChatCompletion),
-    RESPONSES: _Endpoint(response_create_params.ResponseCreateParamsNonStreaming, Response),
-    EMBEDDINGS: _Endpoint(embedding_create_params.EmbeddingCreateParams, CreateEmbeddingResponse),
-}
-
-
-def prepare(client: object, kwargs: Mapping[str, Any], endpoint: str) -> Deferral | str:
-    """The deferral of a `create(**kwargs)` call to `endpoint` (e.g. ``/v1/embeddings``),
-    or why it must go live."""
+def endpoint_of(client: Any, request: httpx2.Request) -> str | None:
+    """The deferrable endpoint a request of `client` goes to (e.g. ``/v1/embeddings``), or
+    None for any other request. For a client of another cloud (Azure's deployment URLs,
+    say) any path ending as one of them counts, so that it goes live saying why."""
+    if request.method != "POST":
+        return None
+    path = request.url.path
     if type(client) not in FIRST_PARTY:
-        return f"{type(client).__name__} is not a first-party OpenAI client"
+        return next((e for tail, e in ENDPOINTS.items() if path.endswith(tail)), None)
+    base = client.base_url.path.rstrip("/")
+    return ENDPOINTS.get(path[len(base):]) if path.startswith(base) else None
+
+
+def examine(client: object, request: httpx2.Request, options: Options,
+            endpoint: str) -> Deferral | Live:
+    """Whether `request` of `client` to `endpoint` goes into a batch (and how) or live
+    (and why)."""
+    if type(client) not in FIRST_PARTY:
+        return Live(f"{type(client).__name__} is not a first-party OpenAI client")
     assert isinstance(client, (openai.OpenAI, openai.AsyncOpenAI))
-    if client._provider is not None:
-        return "an OpenAI client configured with a provider is not first-party"
-    headers = {k.lower(): str(v) for k, v in (kwargs.get("extra_headers") or {}).items()
-               if _given(v)}
-    if RAW_RESPONSE_HEADER.lower() in headers:
-        return "with_raw_response / with_streaming_response need the live HTTP response"
-    stream = kwargs.get("stream")
-    if _given(stream) and stream:
-        return "stream=True needs a live connection"
-    if kwargs.get("extra_query"):
-        return "extra_query cannot travel in a batch line"
-    if isinstance(client, openai.AsyncOpenAI) and (
-            client._api_key_provider is not None or client.workload_identity is not None):
-        return "an AsyncOpenAI client with refreshed credentials cannot lend them to a batch"
-    body, decode = _body(endpoint, kwargs)
-    model = body.given.get("model")
-    units = _input_count(body.given.get("input")) if endpoint == EMBEDDINGS else 1
-    size = len(json.dumps(body.given, default=str)) + len(endpoint) + _LINE_OVERHEAD
-    if body.extra is not None:
-        size += len(json.dumps(body.extra, default=str))
+    if sdk.has_provider(client):
+        return Live("an OpenAI client configured with a provider is not first-party")
+    refreshed = sdk.refreshed_credential(client)
+    if isinstance(client, openai.AsyncOpenAI) and refreshed is not None:
+        return Live("an AsyncOpenAI client with refreshed credentials cannot lend them to a batch")
+    params = body_of(request)
+    if params is None:
+        return Live("the request body is not a JSON object")
+    replay = _replay(endpoint, params)
+    if replay is not None and not options.defer_streams:
+        return Live("a streaming call, and defer_streams is off", params)
+    credentials, headers = serving_headers(request.headers)
+    model = params.get("model")
+    units = _input_count(params.get("input")) if endpoint == EMBEDDINGS else 1
+    secret = fingerprint(id(refreshed)) if refreshed is not None else fingerprint(
+        *sorted(credentials.items()))
     target = _target(client, endpoint=endpoint, model=model if isinstance(model, str) else None,
-                     decode=decode, headers=tuple(sorted(headers.items())))
-    return Deferral(target, body, size, units)
+                     credentials=secret, headers=headers, query=query_of(request))
+    size = len(request.content) + len(endpoint) + _LINE_OVERHEAD
+    return Deferral(target, params, size, units, replay)
 
 
-@dataclass(frozen=True)
-class _Body:
-    """A call's body as given; `json()` makes it what the live call sends. That step (the
-    SDK's own transform) is costly, so it runs when the batch file is written, in the
-    engine's worker thread, not on the caller's path."""
-
-    endpoint: str
-    given: dict[str, Any]
-    extra: Mapping[str, Any] | None
-
-    @functools.cached_property
-    def sent(self) -> dict[str, Any]:
-        """The JSON body the live call would send (computed once). A body of plain JSON
-        values passes through the transform unchanged (no create-params type has
-        aliases), so only bodies holding other values (files, dates, ...) pay for it."""
-        body = self.given
-        if not _plain_json(body):
-            body = maybe_transform(body, _ENDPOINTS[self.endpoint].params) or {}
-        return _merge_mappings(body, self.extra) if self.extra is not None else body
-
-
-def _body(endpoint: str, kwargs: Mapping[str, Any]) -> tuple[_Body, bool]:
-    """The call's body, and whether its embeddings come back decoded from base64 (the SDK
-    asks for base64 when the caller named no encoding)."""
-    given: dict[str, Any] = {k: v for k, v in kwargs.items() if k not in _NOT_BODY}
-    decode = False
-    if endpoint == CHAT:
-        validate_response_format(given.get("response_format"))
-    elif endpoint == EMBEDDINGS:
-        encoding = given.get("encoding_format", omit)
-        decode = not _given(encoding)
-        prepared = prepare_embedding_request(None, given, encoding_format=encoding).body
-        assert isinstance(prepared, dict)
-        given = prepared
-    extra_body = kwargs.get("extra_body")
-    return _Body(endpoint, given, extra_body if isinstance(extra_body, Mapping) else None), decode
+def _replay(endpoint: str, params: dict[str, Any]) -> Replay | None:
+    """For a streaming call, how its result is replayed (its streaming fields are taken
+    out of `params`, which is what the batch runs); None for any other call."""
+    if endpoint == EMBEDDINGS or not params.get("stream"):
+        return None
+    del params["stream"]
+    stream_options = params.pop("stream_options", None) or {}
+    if endpoint == RESPONSES:
+        return openai_response_events
+    return functools.partial(openai_chat_chunks,
+                             include_usage=bool(stream_options.get("include_usage")))
 
 
 class OpenAITarget:
-    """Batches of one client identity, endpoint and model (a batch file holds one model).
-
-    Embeddings the SDK asked for in base64 on its own (the caller named no encoding) come
-    back decoded to floats, as the live call returns them: such calls get a target of
-    their own, since nothing in the batch line tells them apart.
-    """
+    """Batches of one destination (base URL, credentials, organization and project, the
+    headers and query that change how requests are served), endpoint and model: a batch
+    file holds one model."""
 
     provider = "openai"
     max_requests = MAX_REQUESTS
@@ -155,8 +128,8 @@ class OpenAITarget:
     tags_batches = True
     """Each batch carries its journal token in its metadata."""
 
-    def __init__(self, key: Hashable, client: openai.OpenAI, *, endpoint: str, decode: bool,
-                 headers: tuple[tuple[str, str], ...], destination: str) -> None:
+    def __init__(self, key: Hashable, client: openai.OpenAI, *, endpoint: str,
+                 destination: str) -> None:
         self.key = key
         self.destination = destination
         self._client = client
@@ -164,29 +137,25 @@ class OpenAITarget:
         """Creates batches without the SDK's retries, which could repeat a create whose
         answer was lost: the engine retries, after looking for the batch."""
         self._endpoint = endpoint
-        self._spec = _ENDPOINTS[endpoint]
-        self._decode = decode
-        self._headers = dict(headers)
         self.max_units: int | None = MAX_EMBEDDING_INPUTS if endpoint == EMBEDDINGS else None
 
     def canonical(self, body: Any) -> str:
         """The body the live call sends, as canonical JSON."""
-        return canonical_json(body.sent)
+        return canonical_json(body)
 
     def submit(self, requests: list[tuple[str, Any]], tag: str) -> str:
         """Upload the JSONL input (from a private temporary file) and create the batch,
         tagged `tag` in its metadata; returns its id."""
         with tempfile.TemporaryFile() as handle:
             for custom_id, body in requests:
-                handle.write(openapi_dumps({"custom_id": custom_id, "method": "POST",
-                                            "url": self._endpoint, "body": body.sent}) + b"\n")
+                handle.write(json_bytes({"custom_id": custom_id, "method": "POST",
+                                         "url": self._endpoint, "body": body}) + b"\n")
             handle.seek(0)
-            uploaded = self._client.files.create(file=(_input_name(tag), handle),
-                                                 purpose="batch", extra_headers=self._headers)
+            uploaded = self._client.files.create(file=(_input_name(tag), handle), purpose="batch")
         try:
             batch = self._create_once.batches.create(
                 input_file_id=uploaded.id, endpoint=self._endpoint,  # type: ignore[arg-type]
-                completion_window="24h", metadata={TAG_KEY: tag}, extra_headers=self._headers)
+                completion_window="24h", metadata={TAG_KEY: tag})
         except openai.APIStatusError:
             self._delete(uploaded.id)
             raise
@@ -211,19 +180,36 @@ class OpenAITarget:
                 yield str(line["custom_id"]), {"line": line, "status": batch.status}
 
     def outcome(self, line: Any) -> Outcome:
-        """What the live call returns or raises for a line of `results()`."""
+        """The answer the live call would have had for a line of `results()` (the SDK
+        raises its own exception for an error status), or the error of an outcome only a
+        batch can have."""
         invalid = line.get("invalid")
         if invalid is not None:
             return None, BatchValidationError(invalid["message"], code=invalid.get("code"),
                                               line=invalid.get("line"))
-        return self._outcome(line["line"], line["status"])
+        found, status = line["line"], line["status"]
+        response = found.get("response")
+        if response is not None:
+            code = int(response.get("status_code") or 500)
+            body = response.get("body")
+            request_id = response.get("request_id") or f"req_deferred_{found.get('custom_id')}"
+            spent = spend_of(body, openai_tokens) if 200 <= code < 300 else None
+            return Answer(code, json_bytes(body), str(request_id), spent), None
+        error = found.get("error") or {}
+        reason = f"{error.get('code')}: {error.get('message')}"
+        if error.get("code") == "batch_expired" or status == "expired":
+            return None, BatchExpiredError(f"the request's batch expired before it ran ({reason})")
+        if status in ("cancelled", "cancelling"):
+            return None, BatchCanceledError(f"the request's batch was cancelled before it ran "
+                                            f"({reason})")
+        return None, DeferrableError(f"the batch could not run the request ({reason})")
 
     def succeeded(self, line: Any) -> bool:
         """Whether the line holds a successful response."""
         response = (line.get("line") or {}).get("response") or {}
         return 200 <= int(response.get("status_code") or 0) < 300
 
-    def spent(self, line: Any) -> tuple[str, Tokens] | None:
+    def spent(self, line: Any) -> Spent | None:
         """The model and tokens a successful line was billed for."""
         body = ((line.get("line") or {}).get("response") or {}).get("body") or {}
         return str(body.get("model", "?")), openai_tokens(body.get("usage"))
@@ -231,7 +217,7 @@ class OpenAITarget:
     def recover(self, tag: str, created_at: float, requests: int) -> list[str]:
         """The batch whose metadata carries `tag`, looked for among those created since
         shortly before `created_at` (newest first)."""
-        for batch in self._client.batches.list(limit=100, extra_headers=self._headers):
+        for batch in self._client.batches.list(limit=100):
             if batch.created_at < created_at - RECOVERY_HORIZON:
                 break
             if (batch.metadata or {}).get(TAG_KEY) == tag:
@@ -242,7 +228,7 @@ class OpenAITarget:
     def _delete_input_of(self, tag: str, since: float) -> None:
         """Delete the input file uploaded (after `since`) for a batch never created."""
         name = _input_name(tag)
-        for uploaded in self._client.files.list(purpose="batch", extra_headers=self._headers):
+        for uploaded in self._client.files.list(purpose="batch"):
             if uploaded.created_at < since:
                 break
             if uploaded.filename == name:
@@ -254,46 +240,6 @@ class OpenAITarget:
         for file_id in (batch.input_file_id, batch.output_file_id, batch.error_file_id):
             if file_id is not None:
                 self._delete(file_id)
-
-    def _outcome(self, line: Mapping[str, Any], status: str) -> Outcome:
-        response = line.get("response")
-        if response is not None:
-            code = int(response.get("status_code") or 500)
-            request_id = response.get("request_id")
-            if 200 <= code < 300:
-                return self.value(response.get("body"), request_id), None
-            return None, self.status_error(code, response.get("body"), request_id)
-        error = line.get("error") or {}
-        reason = f"{error.get('code')}: {error.get('message')}"
-        if error.get("code") == "batch_expired" or status == "expired":
-            return None, BatchExpiredError(f"the request's batch expired before it ran ({reason})")
-        if status in ("cancelled", "cancelling"):
-            return None, BatchCanceledError(f"the request's batch was cancelled before it ran "
-                                            f"({reason})")
-        return None, DeferrableError(f"the batch could not run the request ({reason})")
-
-    def value(self, body: object, request_id: str | None) -> openai.BaseModel:
-        """The object the live call returns for this response body, built as the SDK
-        builds it (embeddings decoded from base64 when the live call would decode them)."""
-        response = self._response(200, body, request_id)
-        value = self._client._process_response_data(data=body, cast_to=self._spec.cast_to,
-                                                    response=response)
-        if self._decode and isinstance(value, CreateEmbeddingResponse):
-            value = parse_embedding_response(value, encoding_format=omit)
-        add_request_id(value, request_id)
-        return value
-
-    def status_error(self, status: int, body: object,
-                     request_id: str | None) -> openai.APIStatusError:
-        """The exception the live call raises for this status and error body."""
-        return self._client._make_status_error_from_response(
-            self._response(status, body, request_id))
-
-    def _response(self, status: int, body: object, request_id: str | None) -> httpx2.Response:
-        url = str(self._client.base_url).rstrip("/") + self._endpoint.removeprefix("/v1")
-        headers = {"x-request-id": request_id} if request_id else {}
-        return httpx2.Response(status, headers=headers, json=body,
-                               request=httpx2.Request("POST", url))
 
     def _validation_failures(self, batch: openai.types.Batch) -> Iterator[tuple[str, Any]]:
         """Each request of a `failed` batch with its failure: its own error when a line
@@ -314,69 +260,64 @@ class OpenAITarget:
 
     def _lines(self, file_id: str) -> Iterator[dict[str, Any]]:
         """A JSONL file's lines, streamed."""
-        with self._client.files.with_streaming_response.content(
-                file_id, extra_headers=self._headers) as response:
+        with self._client.files.with_streaming_response.content(file_id) as response:
             yield from lines_of(response)
 
     def _retrieve(self, batch_id: str) -> openai.types.Batch:
-        return self._client.batches.retrieve(batch_id, extra_headers=self._headers)
+        return self._client.batches.retrieve(batch_id)
 
     def _delete(self, file_id: str) -> None:
         with contextlib.suppress(openai.NotFoundError):
-            self._client.files.delete(file_id, extra_headers=self._headers)
+            self._client.files.delete(file_id)
 
 
 _targets: TargetCache[OpenAITarget] = TargetCache()
+_http: list[httpx2.Client] = []
+_http_lock = threading.Lock()
 
 
 def _target(client: openai.OpenAI | openai.AsyncOpenAI, *, endpoint: str, model: str | None,
-            decode: bool, headers: tuple[tuple[str, str], ...]) -> OpenAITarget:
-    credentials = _fingerprint(client)
-    client_headers = tuple(sorted((k, str(v)) for k, v in client._custom_headers.items()))
-    key = ("openai", endpoint, model, decode, str(client.base_url), credentials,
-           client.organization, client.project, client_headers, headers)
+            credentials: str, headers: dict[str, str],
+            query: tuple[tuple[str, str], ...]) -> OpenAITarget:
+    base_url = str(client.base_url)
+    key = ("openai", endpoint, model, base_url, credentials, tuple(sorted(headers.items())), query)
     return _targets.get(key, lambda: OpenAITarget(
-        key, _blocking_client(client), endpoint=endpoint, decode=decode, headers=headers,
-        destination=destination("openai", base_url=str(client.base_url), endpoint=endpoint,
-                                model=model, decode=decode, credentials=credentials,
-                                organization=client.organization, project=client.project,
-                                headers=fingerprint(client_headers, headers))))
+        key, _engine_client(client, headers, query), endpoint=endpoint,
+        destination=destination("openai", base_url=base_url, endpoint=endpoint, model=model,
+                                credentials=credentials, organization=client.organization,
+                                project=client.project,
+                                headers=fingerprint(sorted(headers.items())),
+                                query=fingerprint(query) if query else None)))
 
 
-def _blocking_client(client: openai.OpenAI | openai.AsyncOpenAI) -> openai.OpenAI:
-    """A sync client of the same identity for the engine's worker threads, owning its
-    connections: the caller may close theirs while their batches are still followed."""
+def _engine_client(client: openai.OpenAI | openai.AsyncOpenAI, headers: Mapping[str, str],
+                   query: tuple[tuple[str, str], ...]) -> openai.OpenAI:
+    """A sync client of the destination for the engine's worker threads: the caller's
+    credentials, with the request's serving headers and query on every batch call. All
+    such clients share one connection pool (the caller may close theirs meanwhile)."""
     credentials: dict[str, Any] = {"api_key": client.api_key}
     if client.workload_identity is not None:
         credentials = {"workload_identity": client.workload_identity}
-    elif isinstance(client, openai.OpenAI) and client._api_key_provider is not None:
-        credentials = {"api_key": client._api_key_provider}
+    elif isinstance(client, openai.OpenAI) and sdk.refreshed_credential(client) is not None:
+        credentials = {"api_key": sdk.refreshed_credential(client)}
     return openai.OpenAI(
         **credentials, admin_api_key=client.admin_api_key, organization=client.organization,
-        project=client.project, base_url=client.base_url, default_headers=client._custom_headers,
-        default_query=client._custom_query, max_retries=client.max_retries,
-        timeout=client.timeout)
+        project=client.project, base_url=client.base_url, default_headers=dict(headers),
+        default_query=dict(query), max_retries=client.max_retries, timeout=client.timeout,
+        http_client=_shared_http())
 
 
-def _fingerprint(client: openai.OpenAI | openai.AsyncOpenAI) -> str:
-    """Identifies the credentials without keeping them (a refreshed credential by its source)."""
-    refreshed = [id(source) for source in (client._api_key_provider, client.workload_identity)
-                 if source is not None]
-    return fingerprint(client.api_key, client.admin_api_key, refreshed)
+def _shared_http() -> httpx2.Client:
+    """The connection pool of every client the engine makes for OpenAI."""
+    with _http_lock:
+        if not _http:
+            _http.append(openai.DefaultHttpxClient())
+        return _http[0]
 
 
 def _input_name(tag: str) -> str:
     """The name of the input file uploaded for the batch tagged `tag`."""
     return f"deferrable-{tag}.jsonl"
-
-
-def _plain_json(value: object) -> bool:
-    """Whether `value` is made of JSON's own types only."""
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and _plain_json(v) for k, v in value.items())
-    if isinstance(value, list):
-        return all(_plain_json(item) for item in value)
-    return value is None or isinstance(value, (str, int, float, bool))
 
 
 def _input_count(value: object) -> int:
@@ -386,23 +327,17 @@ def _input_count(value: object) -> int:
     return 1
 
 
-def _given(value: object) -> bool:
-    """Whether the caller passed `value` (the SDK's `NOT_GIVEN` / `omit` mean it did not)."""
-    return not isinstance(value, (NotGiven, Omit))
+def live_spend(body: object) -> Spent | None:
+    """The model and tokens of a live answer's body (None without usage)."""
+    return spend_of(body, openai_tokens)
 
 
-def live_spend(value: object) -> tuple[str, Tokens] | None:
-    """The model and tokens of what a live call returned (None for a stream or a raw
-    response, which carry no usage yet)."""
-    return spend_of(value, openai_tokens)
-
-
-def upper_bound(kwargs: Mapping[str, Any]) -> tuple[str, Tokens]:
-    """The model of a call and the most tokens it can be billed for: its input estimated
-    at four characters a token, and its output limit (0 when it names none)."""
-    prompt = {k: kwargs.get(k) for k in ("messages", "input", "instructions", "tools")
-              if _given(kwargs.get(k))}
+def upper_bound(params: Mapping[str, Any]) -> tuple[str, Tokens]:
+    """The model of a request and the most tokens it can be billed for: its input
+    estimated at four characters a token, and its output limit (0 when it names none)."""
+    prompt = {k: params.get(k) for k in ("messages", "input", "instructions", "tools")
+              if k in params}
     size = len(json.dumps(prompt, default=str))
-    limit = next((kwargs[k] for k in ("max_completion_tokens", "max_tokens", "max_output_tokens")
-                  if isinstance(kwargs.get(k), int)), 0)
-    return str(kwargs.get("model", "?")), Tokens(input=(size + 3) // 4, output=int(limit))
+    limit = next((params[k] for k in ("max_completion_tokens", "max_tokens", "max_output_tokens")
+                  if isinstance(params.get(k), int)), 0)
+    return str(params.get("model", "?")), Tokens(input=(size + 3) // 4, output=int(limit))
