@@ -11,7 +11,7 @@ from anthropic.types import Message
 import deferrable
 from deferrable.emulator import Emulator
 from deferrable.journal import close_journals
-from deferrable.ledger import Tokens, anthropic_tokens
+from deferrable.ledger import Tokens, anthropic_tokens, build_report
 from tests.conftest import DUMMY_KEY
 from tests.emulator_helpers import message_request
 from tests.ledger_helpers import cost, ledger_rows
@@ -53,6 +53,21 @@ async def test_a_call_that_goes_live_in_a_scope_is_recorded_live(emulator: Emula
     assert (row["mode"], row["calls"]) == ("live", 1)
     assert row["paid_usd"] == pytest.approx(
         cost("claude-haiku-4-5", anthropic_tokens(message.usage), batch=False))
+
+
+@pytest.mark.asyncio
+async def test_a_live_stream_in_a_scope_is_a_candidate_of_unknown_cost(
+        async_anthropic_client: anthropic.AsyncAnthropic) -> None:
+    """A stream sent live in a scope (usage unknown here) is recorded, unpriced, as a candidate."""
+    async with deferrable.scope(defer_streams=False), async_anthropic_client.messages.stream(
+            **message_request("stream")) as stream:
+        assert (await stream.get_final_message()).content
+    [row] = await rows()
+    assert (row["mode"], row["calls"], row["unpriced"], row["model"]) == (
+        "live", 1, 1, "claude-haiku-4-5")
+    [candidate] = build_report(await rows())["candidates"]
+    assert candidate["unpriced_calls"] == 1
+    assert str(candidate["site"]).startswith("tests/test_ledger_async.py:")
 
 
 @pytest.mark.asyncio

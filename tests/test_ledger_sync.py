@@ -11,7 +11,7 @@ import pytest
 import deferrable
 from deferrable.emulator import Emulator
 from deferrable.journal import close_journals
-from deferrable.ledger import Tokens, anthropic_tokens, openai_tokens
+from deferrable.ledger import Tokens, anthropic_tokens, build_report, openai_tokens
 from tests.conftest import DUMMY_KEY
 from tests.emulator_helpers import chat_request, message_request
 from tests.ledger_helpers import cost, ledger_rows
@@ -50,6 +50,20 @@ def test_a_call_that_goes_live_in_a_scope_is_recorded_live(emulator: Emulator) -
     tokens = anthropic_tokens(message.usage)
     assert row["paid_usd"] == pytest.approx(cost("claude-haiku-4-5", tokens, batch=False))
     assert row["batch_usd"] == pytest.approx(row["paid_usd"] / 2)
+
+
+def test_a_live_stream_in_a_scope_is_a_candidate_of_unknown_cost(
+        anthropic_client: anthropic.Anthropic) -> None:
+    """A stream sent live in a scope (usage unknown here) is recorded, unpriced, as a candidate."""
+    with deferrable.scope(defer_streams=False), anthropic_client.messages.stream(
+            **message_request("stream")) as stream:
+        assert stream.get_final_message().content
+    [row] = ledger_rows()
+    assert (row["mode"], row["calls"], row["unpriced"], row["model"]) == (
+        "live", 1, 1, "claude-haiku-4-5")
+    [candidate] = build_report(ledger_rows())["candidates"]
+    assert candidate["unpriced_calls"] == 1
+    assert str(candidate["site"]).startswith("tests/test_ledger_sync.py:")
 
 
 def test_observe_records_live_calls_with_their_site(anthropic_client: anthropic.Anthropic) -> None:
