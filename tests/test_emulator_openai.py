@@ -201,13 +201,6 @@ def test_unknown_parameter_is_rejected(openai_client: openai.OpenAI) -> None:
     assert caught.value.param == "temprature"
 
 
-def test_live_stream_is_rejected(openai_client: openai.OpenAI) -> None:
-    """`stream=True` is a 400 on `stream`: the emulator does not stream."""
-    with pytest.raises(openai.BadRequestError) as caught:
-        openai_client.chat.completions.create(**chat_body("hi"), stream=True)
-    assert caught.value.param == "stream"
-
-
 def test_error_marker_fails_live_on_every_attempt(openai_client: openai.OpenAI,
                                                   emulator: Emulator) -> None:
     """An `{{error:429}}` marker fails every attempt; the SDK retries twice, then raises."""

@@ -182,14 +182,6 @@ async def test_unknown_parameter_is_rejected(async_openai_client: openai.AsyncOp
 
 
 @pytest.mark.asyncio
-async def test_live_stream_is_rejected(async_openai_client: openai.AsyncOpenAI) -> None:
-    """`stream=True` is a 400 on `stream`: the emulator does not stream."""
-    with pytest.raises(openai.BadRequestError) as caught:
-        await async_openai_client.chat.completions.create(**chat_body("hi"), stream=True)
-    assert caught.value.param == "stream"
-
-
-@pytest.mark.asyncio
 async def test_error_marker_fails_live_on_every_attempt(
         async_openai_client: openai.AsyncOpenAI, emulator: Emulator) -> None:
     """An `{{error:429}}` marker fails every attempt; the SDK retries twice, then raises."""

@@ -186,7 +186,8 @@ async def test_an_unencodable_argument_fails_alone(client: anthropic.AsyncAnthro
     good, bad, other = await asyncio.gather(ask("fine"), ask(object()), ask("also fine"),
                                             return_exceptions=True)
     assert isinstance(bad, TypeError)
-    assert isinstance(good, str) and isinstance(other, str)
+    assert isinstance(good, str)
+    assert isinstance(other, str)
     assert served(emulator)[BATCHES] == 1
 
 

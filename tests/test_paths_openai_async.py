@@ -166,7 +166,9 @@ async def test_an_unencodable_argument_fails_alone(async_openai_client: openai.A
     good, bad, other = await asyncio.gather(ask("fine"), ask(object()), ask("also fine"),
                                             return_exceptions=True)
     assert isinstance(bad, TypeError)
-    assert good and other and not isinstance(good, BaseException)
+    assert good
+    assert other
+    assert not isinstance(good, BaseException)
     assert served(emulator)[BATCHES] == 1
 
 
@@ -192,9 +194,9 @@ async def test_refreshed_credentials_go_live_and_say_so(emulator: Emulator,
     async def key() -> str:
         return DUMMY_KEY
 
-    async with openai.AsyncOpenAI(api_key=key, base_url=emulator.openai_url) as client:
-        async with deferrable.scope():
-            assert (await client.chat.completions.create(**chat_request("c"))).choices
+    async with openai.AsyncOpenAI(api_key=key, base_url=emulator.openai_url) as client, \
+            deferrable.scope():
+        assert (await client.chat.completions.create(**chat_request("c"))).choices
     assert served(emulator) == {"POST /v1/chat/completions": 1}
     assert any("refreshed credentials" in r.getMessage() for r in caplog.records)
     assert openai_provider.REQUEST_ID_HEADER == "x-request-id"
