@@ -252,6 +252,25 @@ def test_cancel_refused_by_the_provider_exits_1(
     assert "ended" in err
 
 
+@pytest.mark.usefixtures("credentials")
+def test_cancel_reaches_a_batch_in_its_workspace(
+        emulator: Emulator, anthropic_client: anthropic.Anthropic,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A batch made for a workspace is found in it (the provider says it ended, not 404)."""
+
+    @deferrable.deferrable
+    def ask() -> Message:
+        message: Message = anthropic_client.messages.create(**message_request("hello"),
+                                                            workspace_id="wrkspc_cli")
+        return message
+
+    assert ask().result(timeout=30) is not None
+    [batch] = status_json(capsys, "--all")["batches"]
+    status, _, err = run(capsys, "cancel", batch["batch_id"])
+    assert status == 1
+    assert "ended" in err
+
+
 def test_cancel_without_credentials_exits_1_naming_the_variable(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     """No OpenAI key in the environment: the SDK's own complaint, exit 1."""

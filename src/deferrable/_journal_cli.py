@@ -339,12 +339,14 @@ def _cancel_anthropic(batch_id: str, destination: dict[str, Any]) -> str:
         with anthropic.Anthropic(base_url=destination.get("base_url")) as client:
             if client.api_key is None and client.auth_token is None and client.credentials is None:
                 raise _CancelError("no Anthropic credentials; set ANTHROPIC_API_KEY")
+            workspace = destination.get("workspace") or anthropic.omit
             if destination.get("beta"):
                 betas = [str(beta) for beta in destination.get("betas") or ()]
                 batch = client.beta.messages.batches.cancel(
-                    batch_id, betas=betas if betas else anthropic.omit)
+                    batch_id, betas=betas if betas else anthropic.omit, workspace_id=workspace)
                 return str(batch.processing_status)
-            return str(client.messages.batches.cancel(batch_id).processing_status)
+            return str(client.messages.batches.cancel(batch_id, workspace_id=workspace)
+                       .processing_status)
     except anthropic.AnthropicError as error:
         raise _CancelError(_message(error)) from None
 
