@@ -10,6 +10,7 @@ from aiohttp import web
 
 from . import _anthropic_messages as messages
 from ._anthropic_batches import BatchStore, MessageBatch
+from ._anthropic_threads import ThreadStore
 from ._errors import ApiError
 from ._http import REQUEST_ID, json_response, read_json_object, request_id_header, stream_file
 from ._state import EmulatorState
@@ -20,8 +21,9 @@ BATCH = "/v1/messages/batches/{message_batch_id}"
 
 def routes(state: EmulatorState) -> list[web.RouteDef]:
     """Anthropic's routes, bound to one emulator's state."""
-    store = BatchStore(state)
-    api = _AnthropicApi(state, store)
+    threads = ThreadStore()
+    store = BatchStore(state, threads)
+    api = _AnthropicApi(state, store, threads)
     return [
         web.post("/v1/messages", api.create_message),
         web.post("/v1/messages/count_tokens", api.count_tokens),
@@ -35,9 +37,10 @@ def routes(state: EmulatorState) -> list[web.RouteDef]:
 
 
 class _AnthropicApi:
-    def __init__(self, state: EmulatorState, store: BatchStore) -> None:
+    def __init__(self, state: EmulatorState, store: BatchStore, threads: ThreadStore) -> None:
         self._state = state
         self._store = store
+        self._threads = threads
 
     async def create_message(self, request: web.Request) -> web.StreamResponse:
         params = await read_json_object(request, self._state.limits.anthropic_message_bytes)
@@ -45,13 +48,16 @@ class _AnthropicApi:
         failure = messages.injected_failure(self._state, params, request[REQUEST_ID])
         if failure is not None:
             raise failure
-        message = messages.answer(self._state, params, mode="live")
+        message = self._threads.answer(
+            params, lambda full: messages.answer(self._state, full, mode="live"))
         if params.get("stream"):
             return await _stream_message(request, message)
         return json_response(message)
 
     async def count_tokens(self, request: web.Request) -> web.StreamResponse:
         params = await read_json_object(request, self._state.limits.anthropic_message_bytes)
+        if "thread" in params:
+            raise ApiError(400, "thread: Extra inputs are not permitted")
         checked = {"max_tokens": 1, **params}
         messages.validate(checked, _version(request), in_batch=False)
         return json_response({"input_tokens": messages.input_tokens(checked)})

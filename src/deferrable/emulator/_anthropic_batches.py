@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from . import _anthropic_messages as messages
+from ._anthropic_threads import ThreadStore
 from ._errors import ANTHROPIC_ERROR_TYPES, ApiError
 from ._ids import anthropic_request_id, new_id
 from ._state import EmulatorState
@@ -85,8 +86,9 @@ def rfc3339(moment: float | None) -> str | None:
 class BatchStore:
     """Every batch of one emulator, newest last, with its background processing."""
 
-    def __init__(self, state: EmulatorState) -> None:
+    def __init__(self, state: EmulatorState, threads: ThreadStore) -> None:
         self._state = state
+        self._threads = threads
         self._batches: dict[str, MessageBatch] = {}
         self._lock = threading.Lock()
         self._dir = state.data_dir / "anthropic-batches"
@@ -240,7 +242,9 @@ class BatchStore:
             failure = messages.injected_failure(state, params, f"{batch.id}:{custom_id}")
             if failure is not None:
                 raise failure
-            return {"type": "succeeded", "message": messages.answer(state, params, mode="batch")}
+            message = self._threads.answer(
+                params, lambda full: messages.answer(state, full, mode="batch"))
+            return {"type": "succeeded", "message": message}
         except ApiError as error:
             kind = error.kind or ANTHROPIC_ERROR_TYPES.get(error.status, "api_error")
             return {"type": "errored", "error": {

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal
 
+from ._anthropic_output import check_output_config, forced_tool_use, structured_text
+from ._anthropic_threads import check_thread
 from ._cache import NO_CACHE, CacheUse
 from ._errors import ApiError, marked_error
 from ._ids import new_id
@@ -23,7 +25,8 @@ LATEST_VERSION = "2026-10-21"
 PARAMS = frozenset({
     "model", "max_tokens", "messages", "cache_control", "container", "diagnostics",
     "inference_geo", "metadata", "output_config", "service_tier", "speed", "stop_sequences",
-    "stream", "system", "thinking", "tool_choice", "tools", "temperature", "top_p", "top_k",
+    "stream", "system", "thinking", "thread", "tool_choice", "tools", "temperature", "top_p",
+    "top_k",
 })
 SAMPLING_PARAMS = ("temperature", "top_p", "top_k")
 CACHE_TTL_SECONDS = {"5m": 300.0, "1h": 3600.0}
@@ -56,7 +59,9 @@ def validate(params: Mapping[str, Any], version: str, *, in_batch: bool) -> None
     max_tokens = params["max_tokens"]
     if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 0:
         raise ApiError(400, "max_tokens: Input should be a valid non-negative integer")
-    _validate_messages(params["messages"])
+    continuing = check_thread(params)
+    _validate_messages(params["messages"], allow_empty=continuing)
+    check_output_config(params)
     system = params.get("system")
     if system is not None and not isinstance(system, (str, list)):
         raise ApiError(400, "system: Input should be a valid string or list of text blocks")
@@ -71,8 +76,8 @@ def validate(params: Mapping[str, Any], version: str, *, in_batch: bool) -> None
         raise ApiError(404, f"model: {model}")
 
 
-def _validate_messages(messages: object) -> None:
-    if not isinstance(messages, list) or not messages:
+def _validate_messages(messages: object, *, allow_empty: bool) -> None:
+    if not isinstance(messages, list) or not (messages or allow_empty):
         raise ApiError(400, "messages: at least one message is required")
     for index, message in enumerate(messages):
         if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
@@ -212,17 +217,13 @@ def _content(state: EmulatorState, params: Mapping[str, Any], max_tokens: int
         budget -= thinking_tokens
         blocks.append({"type": "thinking", "thinking": truncate_to_tokens(thought, thinking_tokens),
                        "signature": hashlib.sha256(thought.encode()).hexdigest()})
-    tool = _forced_tool(params)
-    if tool is not None:
-        call = {"type": "tool_use", "id": new_id("toolu_01", 22), "name": tool["name"],
-                "input": example_of(tool.get("input_schema") or {})}
+    said = state.responder(to_prompt(params))
+    call = forced_tool_use(params, said)
+    if call is not None:
         blocks.append(call)
         return blocks, "tool_use", None, thinking_tokens + count_tokens(json.dumps(call)), \
             thinking_tokens
-    text = state.responder(to_prompt(params))
-    if isinstance((params.get("output_config") or {}).get("format"), dict):
-        schema = params["output_config"]["format"].get("schema") or {}
-        text = json.dumps(example_of(schema))
+    text = structured_text(params, said)
     stop_reason, stop_sequence = "end_turn", None
     for sequence in params.get("stop_sequences") or []:
         if sequence and sequence in text:
@@ -233,31 +234,6 @@ def _content(state: EmulatorState, params: Mapping[str, Any], max_tokens: int
     blocks.append({"type": "text", "text": text, "citations": None})
     return blocks, stop_reason, stop_sequence, thinking_tokens + max(count_tokens(text), 1), \
         thinking_tokens
-
-
-def _forced_tool(params: Mapping[str, Any]) -> dict[str, Any] | None:
-    tools = [t for t in params.get("tools") or [] if isinstance(t, dict) and "name" in t]
-    choice = params.get("tool_choice") or {}
-    if not tools or not isinstance(choice, dict):
-        return None
-    if choice.get("type") == "any":
-        return tools[0]
-    if choice.get("type") == "tool":
-        return next((t for t in tools if t["name"] == choice.get("name")), None)
-    return None
-
-
-def example_of(schema: Mapping[str, Any]) -> Any:
-    """A small value that satisfies a JSON schema's declared type (for tools and formats)."""
-    kind = schema.get("type")
-    if schema.get("enum"):
-        return schema["enum"][0]
-    if kind == "object" or "properties" in schema:
-        properties = schema.get("properties") or {}
-        return {name: example_of(sub) for name, sub in properties.items()
-                if name in (schema.get("required") or properties)}
-    return {"string": "example", "integer": 0, "number": 0, "boolean": False,
-            "array": [], "null": None}.get(str(kind), "example")
 
 
 def _container(container: object, state: EmulatorState) -> dict[str, Any] | None:

@@ -1,9 +1,11 @@
-"""HTTP helpers shared by both providers' routes: JSON in and out, streamed downloads."""
+"""HTTP helpers shared by both providers' routes: JSON in and out, server-sent events,
+streamed downloads."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,23 @@ def json_response(data: Any, status: int = 200) -> web.Response:
     """A compact JSON response."""
     return web.Response(body=json.dumps(data, separators=(",", ":")).encode(), status=status,
                         content_type="application/json")
+
+
+async def send_events(request: web.Request,
+                      events: Iterable[tuple[str | None, dict[str, Any] | str]]
+                      ) -> web.StreamResponse:
+    """Answer with server-sent events: an ``event:`` line when named, then ``data:`` (a JSON
+    object, or raw text such as ``[DONE]``)."""
+    response = web.StreamResponse(headers={"content-type": "text/event-stream; charset=utf-8",
+                                           "cache-control": "no-cache",
+                                           **request_id_header(request)})
+    await response.prepare(request)
+    for name, data in events:
+        payload = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
+        head = f"event: {name}\n" if name else ""
+        await response.write(f"{head}data: {payload}\n\n".encode())
+    await response.write_eof()
+    return response
 
 
 def openai_page(items: list[Any], after: str | None, limit: int) -> web.Response:

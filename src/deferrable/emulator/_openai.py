@@ -9,10 +9,11 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from ._http import json_response, read_json_object
+from ._http import json_response, read_json_object, send_events
 from ._openai_batches import BatchRoutes
 from ._openai_files import FileRoutes, FileStore
 from ._openai_generate import CHAT, EMBEDDINGS, RESPONSES, serve
+from ._openai_stream import stream_events
 from ._state import EmulatorState
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -45,8 +46,9 @@ def routes(state: EmulatorState) -> list[web.RouteDef]:
 def live_handler(state: EmulatorState, endpoint: str) -> Handler:
     """A live endpoint: the body answered by `serve()`, off the event loop.
 
-    ``stream: true`` answers 400: the emulator does not stream. The `error_rate` share is
-    keyed by the body and the SDK's retry count, so that a retry may succeed.
+    With ``stream: true`` the same answer goes out as server-sent events; a failure is the
+    JSON error it would be without streaming, sent before any event. The `error_rate`
+    share is keyed by the body and the SDK's retry count, so that a retry may succeed.
     """
 
     async def handle(request: web.Request) -> web.StreamResponse:
@@ -55,6 +57,8 @@ def live_handler(state: EmulatorState, endpoint: str) -> Handler:
         retry = request.headers.get("x-stainless-retry-count", "0")
         served = await asyncio.to_thread(serve, state, endpoint, body, mode="live",
                                          fail_key=f"live:{digest}:{retry}")
+        if body.get("stream") is True:
+            return await send_events(request, stream_events(endpoint, served.body, body))
         return json_response(served.body)
 
     return handle

@@ -19,6 +19,7 @@ from ._errors import ApiError, injected_error, marked_error
 from ._ids import new_id
 from ._openai_embed import embeddings_body
 from ._openai_errors import invalid, invalid_type
+from ._openai_output import chat_choice, chat_plan, responses_output, responses_plan
 from ._openai_params import (
     check_metadata,
     check_model,
@@ -29,7 +30,7 @@ from ._openai_params import (
     optional_str,
 )
 from ._openai_prompt import PromptShape, chat_shape, responses_shape
-from ._responder import count_tokens, truncate_to_tokens
+from ._openai_tools import responses_tools_echo
 from ._state import EmulatorState
 from ._stats import Mode
 
@@ -121,22 +122,17 @@ def _prepare_chat(body: Mapping[str, Any]) -> Callable[[EmulatorState], Served]:
     tier = optional_str(body, "service_tier", SERVICE_TIERS)
     check_metadata(body.get("metadata"))
     _cache_settings(body, ("30m",))
+    plan = chat_plan(body, shape.text)
 
     def run(state: EmulatorState) -> Served:
         cache = _use_cache(state, model, body, shape)
-        text = _answer(state, shape)
-        finish = "stop"
-        for stop in stops:
-            text = text.split(stop, 1)[0]
-        if limit is not None and count_tokens(text) > limit:
-            text, finish = truncate_to_tokens(text, limit), "length"
-        completion = count_tokens(text) * choices
-        message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None, "annotations": []}
+        said = _answer(state, shape)
+        answers = [chat_choice(index, plan, said, stops, limit) for index in range(choices)]
+        completion = sum(tokens for _, tokens in answers)
         response = {
             "id": new_id("chatcmpl-", 29), "object": "chat.completion",
             "created": int(state.clock.now()), "model": model,
-            "choices": [{"index": index, "message": dict(message), "logprobs": None,
-                         "finish_reason": finish} for index in range(choices)],
+            "choices": [choice for choice, _ in answers],
             "usage": {
                 "prompt_tokens": shape.tokens, "completion_tokens": completion,
                 "total_tokens": shape.tokens + completion,
@@ -178,17 +174,12 @@ def _prepare_responses(body: Mapping[str, Any]) -> Callable[[EmulatorState], Ser
     tier = optional_str(body, "service_tier", SERVICE_TIERS)
     cache_mode, cache_ttl = _cache_settings(body, ("30m", "12h"))
     check_metadata(body.get("metadata"))
-    for name in ("reasoning", "text"):
-        optional_object(body, name)
+    optional_object(body, "reasoning")
+    plan = responses_plan(body, shape.text)
 
     def run(state: EmulatorState) -> Served:
         cache = _use_cache(state, model, body, shape)
-        text = _answer(state, shape)
-        complete = limit is None or count_tokens(text) <= limit
-        if not complete:
-            assert limit is not None
-            text = truncate_to_tokens(text, limit)
-        output = count_tokens(text)
+        items, output, complete = responses_output(plan, _answer(state, shape), limit)
         now = state.clock.now()
         status = "completed" if complete else "incomplete"
         response = {
@@ -198,10 +189,7 @@ def _prepare_responses(body: Mapping[str, Any]) -> Callable[[EmulatorState], Ser
             "incomplete_details": None if complete else {"reason": "max_output_tokens"},
             "instructions": body.get("instructions"), "max_output_tokens": limit,
             "max_tool_calls": body.get("max_tool_calls"), "model": model,
-            "output": [{"id": new_id("msg_", 48), "type": "message", "status": status,
-                        "role": "assistant",
-                        "content": [{"type": "output_text", "text": text, "annotations": [],
-                                     "logprobs": []}]}],
+            "output": items,
             "parallel_tool_calls": body.get("parallel_tool_calls", True),
             "previous_response_id": None,
             "prompt_cache_key": body.get("prompt_cache_key"),
@@ -212,7 +200,7 @@ def _prepare_responses(body: Mapping[str, Any]) -> Callable[[EmulatorState], Ser
             "service_tier": _served_tier(tier), "store": body.get("store", True),
             "temperature": body.get("temperature", 1.0),
             "text": body.get("text") or {"format": {"type": "text"}, "verbosity": "medium"},
-            "tool_choice": body.get("tool_choice", "auto"), "tools": body.get("tools", []),
+            "tool_choice": body.get("tool_choice", "auto"), "tools": responses_tools_echo(body),
             "top_logprobs": body.get("top_logprobs", 0), "top_p": body.get("top_p", 1.0),
             "truncation": body.get("truncation", "disabled"),
             "usage": {

@@ -109,7 +109,12 @@ def check_metadata(value: object, param: str = "metadata") -> dict[str, str] | N
 
 
 def check_stream(body: Mapping[str, Any]) -> None:
-    """Reject ``stream: true`` on a live call: the emulator does not stream."""
-    if body.get("stream"):
-        raise ApiError(400, "Streaming is not supported by this emulator; send the request "
-                            "without `stream`.", param="stream", code="unsupported_parameter")
+    """`stream` a boolean; `stream_options` an object of booleans."""
+    stream = body.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise invalid_type("stream", "a boolean", stream)
+    options = optional_object(body, "stream_options") or {}
+    for name in ("include_usage", "include_obfuscation"):
+        value = options.get(name)
+        if value is not None and not isinstance(value, bool):
+            raise invalid_type(f"stream_options.{name}", "a boolean", value)

@@ -35,6 +35,11 @@ class PromptShape:
     prefix_material: tuple[str, tuple[Any, ...]]
     """What the prefix holds (tools and formats, then messages), for `prefix_digest`."""
 
+    @property
+    def text(self) -> str:
+        """The text of every message, system ones included."""
+        return "\n".join([self.prompt.system, *(text for _, text in self.prompt.turns)])
+
     def prefix_digest(self) -> str:
         """A digest of the prefix: the cache key's core."""
         material = json.dumps(self.prefix_material, sort_keys=True, separators=(",", ":"))

@@ -5,6 +5,7 @@ credentials, and the JSON helpers of request identity and result streams."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import threading
@@ -105,38 +106,47 @@ class TargetCache(Generic[T]):
         return iter(list(self._targets))
 
 
-CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key", "api-key"})
+CREDENTIAL_HEADERS = frozenset({b"authorization", b"x-api-key", b"api-key"})
 """Headers that carry a secret: a destination names them by fingerprint only."""
 _NOT_SERVING = frozenset({
-    "accept", "accept-encoding", "connection", "content-length", "content-type", "host",
-    "user-agent", "idempotency-key",
+    b"accept", b"accept-encoding", b"connection", b"content-length", b"content-type", b"host",
+    b"user-agent", b"idempotency-key",
     # tracing and correlation: they name the call, they do not change how it is served
-    "traceparent", "tracestate", "baggage", "sentry-trace", "x-request-id", "request-id",
-    "x-correlation-id", "x-amzn-trace-id", "x-cloud-trace-context", "b3", "uber-trace-id",
+    b"traceparent", b"tracestate", b"baggage", b"sentry-trace", b"x-request-id", b"request-id",
+    b"x-correlation-id", b"x-amzn-trace-id", b"x-cloud-trace-context", b"b3", b"uber-trace-id",
 })
-_NOT_SERVING_PREFIXES = ("x-stainless-", "x-b3-", "x-datadog-", "ot-")
+_NOT_SERVING_PREFIXES = (b"x-stainless-", b"x-b3-", b"x-datadog-", b"ot-")
 """The SDKs' own telemetry (``x-stainless-*``: retry count, timeouts, raw-response mode,
 platform) and tracing families."""
 
 
-def serving_headers(headers: httpx2.Headers) -> tuple[dict[str, str], dict[str, str]]:
-    """A request's headers that change how the provider serves it, split into credentials
-    and the rest (lower-case names). Telemetry, tracing ids and idempotency keys are left
-    out: they neither split batches nor travel with them."""
-    credentials: dict[str, str] = {}
+def serving_headers(headers: httpx2.Headers) -> tuple[str, dict[str, str]]:
+    """A request's headers that change how the provider serves it: the fingerprint of its
+    credentials, and the others by lower-case name. Telemetry, tracing ids and
+    idempotency keys are left out: they neither split batches nor travel with them."""
+    credentials: list[bytes] = []
     serving: dict[str, str] = {}
-    for name, value in headers.items():
-        name = name.lower()
+    for raw_name, value in headers.raw:
+        name = raw_name.lower()
         if name in CREDENTIAL_HEADERS:
-            credentials[name] = value
+            credentials += (name, value)
         elif name not in _NOT_SERVING and not name.startswith(_NOT_SERVING_PREFIXES):
-            serving[name] = value
-    return credentials, serving
+            serving[name.decode("latin-1")] = value.decode("latin-1")
+    return _fingerprint_of(tuple(credentials)), serving
 
 
-def query_of(request: httpx2.Request, *, drop: frozenset[str] = frozenset()) -> tuple[tuple[str, str], ...]:
-    """The request's query parameters (but `drop`), sorted: part of its destination."""
-    return tuple(sorted((k, v) for k, v in request.url.params.multi_items() if k not in drop))
+@functools.lru_cache(maxsize=64)
+def _fingerprint_of(credentials: tuple[bytes, ...]) -> str:
+    return fingerprint(*credentials)
+
+
+def query_of(query: bytes, *, drop: frozenset[str] = frozenset()) -> tuple[tuple[str, str], ...]:
+    """The parameters of a request's raw query (but `drop`), sorted: part of its
+    destination."""
+    if not query:
+        return ()
+    pairs = urllib.parse.parse_qsl(query.decode("ascii"), keep_blank_values=True)
+    return tuple(sorted((k, v) for k, v in pairs if k not in drop))
 
 
 def fingerprint(*secrets: object) -> str:

@@ -72,10 +72,9 @@ def examine(client: object, request: httpx2.Request, options: Options) -> Deferr
     if params.get("speed") == "fast":
         return Live("speed='fast' (fast mode) is served live only", params)
     credentials, headers = serving_headers(request.headers)
-    betas = tuple(sorted({b.strip() for b in headers.pop("anthropic-beta", "").split(",")
-                          if b.strip()}))
-    query = query_of(request, drop=frozenset({"beta"}))
-    target = _target(client, fingerprint(*sorted(credentials.items())), headers, betas, query)
+    beta_header = headers.pop("anthropic-beta", "")
+    betas = tuple(sorted({b.strip() for b in beta_header.split(",") if b.strip()})) if beta_header else ()
+    target = _target(client, credentials, headers, betas, request.url.query)
     return Deferral(target, params, len(request.content) + _LINE_OVERHEAD,
                     replay=anthropic_events if stream else None)
 
@@ -197,17 +196,21 @@ _http_lock = threading.Lock()
 
 
 def _target(client: anthropic.Anthropic | anthropic.AsyncAnthropic, credentials: str,
-            headers: dict[str, str], betas: tuple[str, ...],
-            query: tuple[tuple[str, str], ...]) -> AnthropicTarget:
+            headers: dict[str, str], betas: tuple[str, ...], raw_query: bytes) -> AnthropicTarget:
     base_url = str(client.base_url)
-    key = ("anthropic", base_url, credentials, tuple(sorted(headers.items())), betas, query)
-    return _targets.get(key, lambda: AnthropicTarget(
-        key, _engine_client(client, headers, query), betas=betas,
-        destination=destination("anthropic", base_url=base_url, credentials=credentials,
-                                beta=bool(betas), betas=list(betas),
-                                workspace=headers.get("anthropic-workspace-id"),
-                                headers=fingerprint(sorted(headers.items())),
-                                query=fingerprint(query) if query else None)))
+    key = ("anthropic", base_url, credentials, tuple(sorted(headers.items())), betas, raw_query)
+
+    def make() -> AnthropicTarget:
+        query = query_of(raw_query, drop=frozenset({"beta"}))
+        return AnthropicTarget(
+            key, _engine_client(client, headers, query), betas=betas,
+            destination=destination("anthropic", base_url=base_url, credentials=credentials,
+                                    beta=bool(betas), betas=list(betas),
+                                    workspace=headers.get("anthropic-workspace-id"),
+                                    headers=fingerprint(sorted(headers.items())),
+                                    query=fingerprint(query) if query else None))
+
+    return _targets.get(key, make)
 
 
 def _engine_client(client: anthropic.Anthropic | anthropic.AsyncAnthropic, headers: Mapping[str, str],

@@ -96,10 +96,10 @@ def examine(client: object, request: httpx2.Request, options: Options,
     credentials, headers = serving_headers(request.headers)
     model = params.get("model")
     units = _input_count(params.get("input")) if endpoint == EMBEDDINGS else 1
-    secret = fingerprint(id(refreshed)) if refreshed is not None else fingerprint(
-        *sorted(credentials.items()))
+    if refreshed is not None:
+        credentials = fingerprint(id(refreshed))
     target = _target(client, endpoint=endpoint, model=model if isinstance(model, str) else None,
-                     credentials=secret, headers=headers, query=query_of(request))
+                     credentials=credentials, headers=headers, raw_query=request.url.query)
     size = len(request.content) + len(endpoint) + _LINE_OVERHEAD
     return Deferral(target, params, size, units, replay)
 
@@ -277,17 +277,22 @@ _http_lock = threading.Lock()
 
 
 def _target(client: openai.OpenAI | openai.AsyncOpenAI, *, endpoint: str, model: str | None,
-            credentials: str, headers: dict[str, str],
-            query: tuple[tuple[str, str], ...]) -> OpenAITarget:
+            credentials: str, headers: dict[str, str], raw_query: bytes) -> OpenAITarget:
     base_url = str(client.base_url)
-    key = ("openai", endpoint, model, base_url, credentials, tuple(sorted(headers.items())), query)
-    return _targets.get(key, lambda: OpenAITarget(
-        key, _engine_client(client, headers, query), endpoint=endpoint,
-        destination=destination("openai", base_url=base_url, endpoint=endpoint, model=model,
-                                credentials=credentials, organization=client.organization,
-                                project=client.project,
-                                headers=fingerprint(sorted(headers.items())),
-                                query=fingerprint(query) if query else None)))
+    key = ("openai", endpoint, model, base_url, credentials, tuple(sorted(headers.items())),
+           raw_query)
+
+    def make() -> OpenAITarget:
+        query = query_of(raw_query)
+        return OpenAITarget(
+            key, _engine_client(client, headers, query), endpoint=endpoint,
+            destination=destination("openai", base_url=base_url, endpoint=endpoint, model=model,
+                                    credentials=credentials, organization=client.organization,
+                                    project=client.project,
+                                    headers=fingerprint(sorted(headers.items())),
+                                    query=fingerprint(query) if query else None))
+
+    return _targets.get(key, make)
 
 
 def _engine_client(client: openai.OpenAI | openai.AsyncOpenAI, headers: Mapping[str, str],
