@@ -125,8 +125,9 @@ def _block_events(index: int, block: Mapping[str, Any]) -> Iterator[Event]:
         deltas.append({"type": "signature_delta", "signature": block.get("signature", "")})
     elif kind in _TOOL_INPUT_BLOCKS:
         start["input"] = {}
+        # The input as the API streams it: JSON with the usual spaces after separators.
         deltas += [{"type": "input_json_delta", "partial_json": piece}
-                   for piece in _pieces(_json(block.get("input", {})))]
+                   for piece in _pieces(json.dumps(block.get("input", {})))]
     elif kind == "compaction":
         start.update(content=None, encrypted_content=None)
         deltas.append({"type": "compaction_delta", "content": block.get("content"),
