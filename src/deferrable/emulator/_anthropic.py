@@ -132,6 +132,12 @@ def _int_query(request: web.Request, name: str, default: int, low: int, high: in
     return value
 
 
+_DELTA_USAGE = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens",
+                "output_tokens", "output_tokens_details", "server_tool_use")
+"""The usage a `message_delta` event carries (the API's cumulative counts, without the
+breakdowns and labels `message_start` already gave)."""
+
+
 async def _stream_message(request: web.Request, message: dict[str, Any]) -> web.StreamResponse:
     """Send `message` as the server-sent events of a streaming Messages call."""
     response = web.StreamResponse(headers={"content-type": "text/event-stream",
@@ -169,7 +175,7 @@ async def _stream_message(request: web.Request, message: dict[str, Any]) -> web.
     await send("message_delta", {
         "delta": {"stop_reason": message["stop_reason"], "stop_sequence": message["stop_sequence"],
                   "stop_details": None, "container": message["container"]},
-        "usage": usage})
+        "usage": {name: usage[name] for name in _DELTA_USAGE if name in usage}})
     await send("message_stop", {})
     await response.write_eof()
     return response
