@@ -42,9 +42,11 @@ def pristine_deferrable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
 
 @pytest.fixture
 def emulator() -> Iterator[Emulator]:
-    """A fresh emulator on 127.0.0.1 with batches that end at once."""
+    """A fresh emulator on 127.0.0.1 with batches that end at once, kept up until the
+    batch files the test made are deleted (else those deletions retry a closed port)."""
     with Emulator() as emu:
         yield emu
+        engine().finish_cleanups()
 
 
 @pytest.fixture
