@@ -106,6 +106,23 @@ class TargetCache(Generic[T]):
         return iter(list(self._targets))
 
 
+class SharedPool:
+    """One connection pool, made on first use, shared by every client the engine makes for
+    a provider: connections stay bounded however many destinations there are."""
+
+    def __init__(self, make: Callable[[], httpx2.Client]) -> None:
+        self._make = make
+        self._pool: httpx2.Client | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> httpx2.Client:
+        """The pool (made now if this is the first use)."""
+        with self._lock:
+            if self._pool is None:
+                self._pool = self._make()
+            return self._pool
+
+
 CREDENTIAL_HEADERS = frozenset({b"authorization", b"x-api-key", b"api-key"})
 """Headers that carry a secret: a destination names them by fingerprint only."""
 _NOT_SERVING = frozenset({

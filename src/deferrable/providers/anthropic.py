@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from collections.abc import Hashable, Iterator, Mapping
 from typing import Any
 
@@ -21,6 +20,7 @@ from ._deferral import (
     Answer,
     Deferral,
     Live,
+    SharedPool,
     Spent,
     TargetCache,
     body_of,
@@ -191,8 +191,7 @@ def _request_id(custom_id: str) -> str:
 
 
 _targets: TargetCache[AnthropicTarget] = TargetCache()
-_http: list[httpx2.Client] = []
-_http_lock = threading.Lock()
+_pool = SharedPool(anthropic.DefaultHttpxClient)
 
 
 def _target(client: anthropic.Anthropic | anthropic.AsyncAnthropic, credentials: str,
@@ -224,15 +223,8 @@ def _engine_client(client: anthropic.Anthropic | anthropic.AsyncAnthropic, heade
     return anthropic.Anthropic(
         **credentials, base_url=client.base_url, default_headers=dict(headers),
         default_query=dict(query), max_retries=client.max_retries, timeout=client.timeout,
-        http_client=_shared_http())
+        http_client=_pool.get())
 
-
-def _shared_http() -> httpx2.Client:
-    """The connection pool of every client the engine makes for Anthropic."""
-    with _http_lock:
-        if not _http:
-            _http.append(anthropic.DefaultHttpxClient())
-        return _http[0]
 
 
 def live_spend(body: object) -> Spent | None:

@@ -9,7 +9,6 @@ import contextlib
 import functools
 import json
 import tempfile
-import threading
 from collections.abc import Hashable, Iterator, Mapping
 from typing import Any
 
@@ -26,6 +25,7 @@ from ._deferral import (
     Deferral,
     Live,
     Replay,
+    SharedPool,
     Spent,
     TargetCache,
     body_of,
@@ -272,8 +272,7 @@ class OpenAITarget:
 
 
 _targets: TargetCache[OpenAITarget] = TargetCache()
-_http: list[httpx2.Client] = []
-_http_lock = threading.Lock()
+_pool = SharedPool(openai.DefaultHttpxClient)
 
 
 def _target(client: openai.OpenAI | openai.AsyncOpenAI, *, endpoint: str, model: str | None,
@@ -309,15 +308,8 @@ def _engine_client(client: openai.OpenAI | openai.AsyncOpenAI, headers: Mapping[
         **credentials, admin_api_key=client.admin_api_key, organization=client.organization,
         project=client.project, base_url=client.base_url, default_headers=dict(headers),
         default_query=dict(query), max_retries=client.max_retries, timeout=client.timeout,
-        http_client=_shared_http())
+        http_client=_pool.get())
 
-
-def _shared_http() -> httpx2.Client:
-    """The connection pool of every client the engine makes for OpenAI."""
-    with _http_lock:
-        if not _http:
-            _http.append(openai.DefaultHttpxClient())
-        return _http[0]
 
 
 def _input_name(tag: str) -> str:
