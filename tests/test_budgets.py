@@ -105,3 +105,13 @@ def test_a_call_that_must_go_live_is_held_to_the_budget_too_sync(emulator: Emula
             pytest.raises(BudgetExceededError):
         client.messages.create(**message_request("x"))
     assert "POST /v1/messages" not in emulator.stats()["requests"]
+
+
+def test_failed_live_attempts_hold_nothing(anthropic_client: anthropic.Anthropic) -> None:
+    """A live call in a scope whose attempts all fail (the SDK retrying a 500) leaves the
+    budget as it was: the next call still fits a cap of one call's worth."""
+    failing = message_request("{{error:500}}", speed="fast")  # fast mode goes live
+    with deferrable.scope(max_cost_usd=1.2 * most_a_call_costs("{{error:500}}")):
+        with pytest.raises(anthropic.InternalServerError):
+            anthropic_client.with_options(max_retries=2).messages.create(**failing)
+        assert anthropic_client.messages.create(**message_request("fits", speed="fast"))

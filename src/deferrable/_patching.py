@@ -237,7 +237,8 @@ def _in_scope_sync(adapter: Any, decision: Deferral | Live, options: Options,
         _going_live(decision.reason, site, options)
         with _Holds(adapter, decision.params) as holds:
             sent = send()
-            holds.settle(_record_live(adapter, response_of(sent), stream, options, site))
+            holds.settle_live(response_of(sent),
+                              _record_live(adapter, response_of(sent), stream, options, site))
             return sent
     assert request is not None
     count_deferred()
@@ -267,7 +268,8 @@ async def _in_scope_async(adapter: Any, decision: Deferral | Live, options: Opti
         _going_live(decision.reason, site, options)
         with _Holds(adapter, decision.params) as holds:
             sent = await send()
-            holds.settle(_record_live(adapter, response_of(sent), stream, options, site))
+            holds.settle_live(response_of(sent),
+                              _record_live(adapter, response_of(sent), stream, options, site))
             return sent
     assert request is not None
     count_deferred()
@@ -388,6 +390,14 @@ class _Holds:
         for budget in self._held:
             budget.settle(self._estimate, self._estimate if cost is None else cost)
         self._held = []
+
+    def settle_live(self, response: httpx2.Response, spent: tuple[str, Tokens] | None) -> None:
+        """Charge a live attempt: its cost, or nothing for an error answer (which the SDK
+        may send again, holding afresh)."""
+        if response.is_success:
+            self.settle(spent)
+        else:
+            self.release()
 
     def settle_answer(self, answer: Answer) -> None:
         """Charge a deferred call's answer: its cost, or nothing for an error."""
