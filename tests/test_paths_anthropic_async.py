@@ -307,3 +307,15 @@ async def test_messages_given_as_a_generator_are_identified_by_content(
     close_journals()  # as a new process: occurrences count afresh
     assert await ask() == first
     assert served(emulator)[BATCHES] == 1
+
+
+@pytest.mark.asyncio
+async def test_other_clouds_are_refused_under_strict(emulator: Emulator) -> None:
+    """A Vertex client's call would go live (its cloud has no Message Batches here): strict
+    refuses it by name, before anything is sent."""
+    async with anthropic.AsyncAnthropicVertex(region="us-east5", project_id="test",
+                                              access_token="t", base_url=emulator.url) as vertex, \
+            deferrable.scope(strict=True):
+        with pytest.raises(LiveCallError, match="AsyncAnthropicVertex"):
+            await vertex.messages.create(**message_request("hi"))
+    assert served(emulator) == {}

@@ -286,3 +286,13 @@ def test_messages_given_as_a_generator_are_identified_by_content(
     close_journals()  # as a new process: occurrences count afresh
     assert ask() == first
     assert served(emulator)[BATCHES] == 1
+
+
+def test_other_clouds_are_refused_under_strict(emulator: Emulator) -> None:
+    """A Vertex client's call would go live (its cloud has no Message Batches here): strict
+    refuses it by name, before anything is sent."""
+    with anthropic.AnthropicVertex(region="us-east5", project_id="test", access_token="t",
+                                   base_url=emulator.url) as vertex, \
+            deferrable.scope(strict=True), pytest.raises(LiveCallError, match="AnthropicVertex"):
+        vertex.messages.create(**message_request("hi"))
+    assert served(emulator) == {}
