@@ -8,12 +8,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel
+
 import deferrable
 from deferrable.emulator import Emulator
 
 ANTHROPIC_MODEL = "claude-haiku-4-5"
 OPENAI_MODEL = "gpt-4o-mini"
 EMBEDDING_MODEL = "text-embedding-3-small"
+QUESTION = "Which city is the capital of France?"
 FAN_OUT = 50
 """Calls a framework runs at once in the concurrency tests: exactly one batch's worth."""
 
@@ -21,6 +24,13 @@ VOLATILE = frozenset({"id", "call_id", "tool_call_id", "response_id", "created",
                       "timestamp", "service_tier"})
 """Fields that differ between two answers to the same request: ids, times, and the tier
 (``batch`` for a deferred Anthropic call, ``standard`` live)."""
+
+
+class City(BaseModel):
+    """A city and the country it is in: the structured answer the tests ask for."""
+
+    name: str
+    country: str
 
 
 @dataclass(frozen=True)

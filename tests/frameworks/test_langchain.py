@@ -18,7 +18,6 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessageChunk
 from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI, OpenAIEmbeddings
-from pydantic import BaseModel
 
 import deferrable
 from deferrable import deferrable as defer
@@ -32,22 +31,15 @@ from tests.frameworks.helpers import (
     FAN_OUT,
     MESSAGES,
     OPENAI_MODEL,
+    QUESTION,
     RESPONSES,
+    City,
     Endpoint,
     Traffic,
     fan_out_scope,
     prompts,
     stable,
 )
-
-QUESTION = "Which city is the capital of France?"
-
-
-class City(BaseModel):
-    """A city and the country it is in."""
-
-    name: str
-    country: str
 
 
 @tool

@@ -21,7 +21,6 @@ from agents import (
     set_tracing_disabled,
 )
 from agents.models.interface import Model
-from pydantic import BaseModel
 
 import deferrable
 from deferrable.emulator import Emulator
@@ -29,7 +28,9 @@ from tests.frameworks.helpers import (
     CHAT,
     FAN_OUT,
     OPENAI_MODEL,
+    QUESTION,
     RESPONSES,
+    City,
     Endpoint,
     Traffic,
     fan_out_scope,
@@ -38,16 +39,6 @@ from tests.frameworks.helpers import (
 )
 
 set_tracing_disabled(True)  # the SDK would otherwise export traces to OpenAI
-
-QUESTION = "Which city is the capital of France?"
-
-
-class City(BaseModel):
-    """A city and the country it is in."""
-
-    name: str
-    country: str
-
 
 @function_tool
 def get_weather(city: str) -> str:

@@ -12,7 +12,6 @@ import anthropic
 import openai
 import pytest
 import pytest_asyncio
-from pydantic import BaseModel
 from pydantic_ai import Agent, NativeOutput, ToolOutput
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart
 from pydantic_ai.models import Model
@@ -30,22 +29,14 @@ from tests.frameworks.helpers import (
     FAN_OUT,
     MESSAGES,
     OPENAI_MODEL,
+    QUESTION,
     RESPONSES,
+    City,
     Endpoint,
     Traffic,
     fan_out_scope,
     prompts,
 )
-
-QUESTION = "Which city is the capital of France?"
-
-
-class City(BaseModel):
-    """A city and the country it is in."""
-
-    name: str
-    country: str
-
 
 OUTPUTS: dict[str, Any] = {
     "text": str,

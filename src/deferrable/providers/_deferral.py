@@ -98,9 +98,6 @@ class TargetCache(Generic[T]):
                     target = self._targets[key] = make()
         return target
 
-    def __len__(self) -> int:
-        return len(self._targets)
-
     def __iter__(self) -> Iterator[Hashable]:
         """The keys cached so far (which hold no secret, only fingerprints)."""
         return iter(list(self._targets))
@@ -178,12 +175,15 @@ def canonical_json(value: object) -> str:
                       default=str)
 
 
-def destination(provider: str, *, base_url: str, **fields: object) -> str:
-    """A target's destination as stable JSON text (the base URL without any user info;
-    `fields` must hold no secret)."""
+def destination(provider: str, *, base_url: str, headers: Mapping[str, str],
+                query: tuple[tuple[str, str], ...], **fields: object) -> str:
+    """A target's destination as stable JSON text: the base URL without any user info,
+    the serving headers and query by fingerprint, and `fields` (which must hold no secret)."""
     parts = urllib.parse.urlsplit(base_url)
     public = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
-    return canonical_json({"provider": provider, "base_url": public, **fields})
+    return canonical_json({"provider": provider, "base_url": public, **fields,
+                           "headers": fingerprint(sorted(headers.items())),
+                           "query": fingerprint(query) if query else None})
 
 
 def body_of(request: httpx2.Request) -> dict[str, Any] | None:

@@ -26,7 +26,6 @@ from ._deferral import (
     body_of,
     canonical_json,
     destination,
-    fingerprint,
     json_bytes,
     lines_of,
     query_of,
@@ -206,8 +205,7 @@ def _target(client: anthropic.Anthropic | anthropic.AsyncAnthropic, credentials:
             destination=destination("anthropic", base_url=base_url, credentials=credentials,
                                     beta=bool(betas), betas=list(betas),
                                     workspace=headers.get("anthropic-workspace-id"),
-                                    headers=fingerprint(sorted(headers.items())),
-                                    query=fingerprint(query) if query else None))
+                                    headers=headers, query=query))
 
     return _targets.get(key, make)
 

@@ -288,8 +288,7 @@ def _target(client: openai.OpenAI | openai.AsyncOpenAI, *, endpoint: str, model:
             destination=destination("openai", base_url=base_url, endpoint=endpoint, model=model,
                                     credentials=credentials, organization=client.organization,
                                     project=client.project,
-                                    headers=fingerprint(sorted(headers.items())),
-                                    query=fingerprint(query) if query else None))
+                                    headers=headers, query=query))
 
     return _targets.get(key, make)
 
