@@ -22,14 +22,16 @@ def ask_all(emulator: Emulator, provider: str, timeout: float = 5.0) -> list[Any
     """The five calls, deferred through a client with `timeout`; their outcomes."""
     if provider == "anthropic":
         with anthropic.Anthropic(api_key=DUMMY_KEY, base_url=emulator.url,
-                                 timeout=timeout) as claude, deferrable.scope():
+                                 timeout=timeout) as claude, deferrable.scope(max_wait=60):
             futures = [deferrable.deferrable(lambda t: claude.messages.create(
                 **message_request(t)))(text) for text in TEXTS]
+            deferrable.flush()  # one batch
             return [f.result(timeout=60) for f in futures]
     with openai.OpenAI(api_key=DUMMY_KEY, base_url=emulator.openai_url,
-                       timeout=timeout) as gpt, deferrable.scope():
+                       timeout=timeout) as gpt, deferrable.scope(max_wait=60):
         futures = [deferrable.deferrable(lambda t: gpt.chat.completions.create(
             **chat_request(t)))(text) for text in TEXTS]
+        deferrable.flush()  # one batch
         return [f.result(timeout=60) for f in futures]
 
 

@@ -7,6 +7,7 @@ live call would have returned.
 
 from importlib.metadata import version as _version
 
+from . import _exit  # noqa: F401 - installs the exit hook
 from ._api import aflush, flush, scope
 from ._decorator import deferrable
 from ._deferred import Deferred
@@ -22,6 +23,8 @@ from ._errors import (
     LiveCallError,
     MissingResultError,
 )
+from ._executor import ThreadPoolExecutor
+from ._map import map
 from ._options import Options, configure
 from ._patching import observe, patch, unpatch
 from ._scope import live
@@ -41,12 +44,14 @@ __all__ = [
     "LiveCallError",
     "MissingResultError",
     "Options",
+    "ThreadPoolExecutor",
     "__version__",
     "aflush",
     "configure",
     "deferrable",
     "flush",
     "live",
+    "map",
     "observe",
     "patch",
     "scope",

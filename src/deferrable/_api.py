@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from . import _scope
+from . import _greenlets, _scope
 from ._options import Options
 from ._patching import patch
 from .engine import engine
@@ -21,10 +21,14 @@ class scope(_scope.scope):  # noqa: N801 - used like a function, as `with scope(
 
 
 def flush() -> int:
-    """Submit every buffered call as batches now; returns how many batches were started."""
-    return engine().flush().result()
+    """Submit every buffered call as batches now (the deferred calls of sync
+    `@deferrable` functions called before it included); returns how many batches were
+    started."""
+    _greenlets.settle_starts()
+    return _greenlets.wait(engine().flush())
 
 
 async def aflush() -> int:
     """`flush()` for async code: does not block the event loop."""
+    await asyncio.to_thread(_greenlets.settle_starts)
     return await asyncio.wrap_future(engine().flush())

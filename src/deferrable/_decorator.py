@@ -7,7 +7,7 @@ import inspect
 from collections.abc import Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar, overload
 
-from . import _greenlets
+from . import _generators, _greenlets
 from ._deferred import Deferred
 from ._patching import patch
 from ._scope import scope
@@ -32,9 +32,10 @@ def deferrable(function: Callable[..., Any] | None = None, /, **options: Any) ->
     """Defer every supported SDK call made inside the decorated function.
 
     On ``async def`` calls stay coroutines; on ``def`` a call returns a `Deferred` at
-    once, and ``.result()`` waits for the batch. Bare (``@deferrable``) or with options
-    (``@deferrable(max_wait=5)``); ``max_cost_usd`` caps what all calls of the function
-    may spend together. Patches the SDKs on first use.
+    once (the body runs on deferrable's driver thread), and ``.result()`` waits for the
+    batch. Generators, sync and async, stay generators that defer while iterated. Bare
+    (``@deferrable``) or with options (``@deferrable(max_wait=5)``); ``max_cost_usd``
+    caps what all calls of the function may spend together. Patches the SDKs on first use.
     """
     cap = options.pop("max_cost_usd", None)
     scope(**options)  # unknown option names fail here, at decoration time
@@ -52,6 +53,22 @@ def deferrable(function: Callable[..., Any] | None = None, /, **options: Any) ->
                     return await target(*args, **kwargs)
 
             return run_async
+        if inspect.isasyncgenfunction(target):
+
+            @functools.wraps(target)
+            def run_async_generator(*args: Any, **kwargs: Any) -> Any:
+                step_scope = scope(budget=budget, site=site, summary=False, **options)
+                return _generators.scoped_async(target(*args, **kwargs), step_scope)
+
+            return run_async_generator
+        if inspect.isgeneratorfunction(target):
+
+            @functools.wraps(target)
+            def run_generator(*args: Any, **kwargs: Any) -> Any:
+                step_scope = scope(budget=budget, site=site, summary=False, **options)
+                return _generators.scoped(target(*args, **kwargs), step_scope)
+
+            return run_generator
 
         def in_scope(*args: Any, **kwargs: Any) -> Any:
             with scope(budget=budget, site=site, summary=False, **options):

@@ -1,130 +1,316 @@
-"""Sync deferral without a thread per call.
+"""Sync deferral without a thread per call: the driver thread and its greenlets.
 
-A `def` decorated with `@deferrable` runs in its own greenlet. At its first deferred call
-it suspends, and the caller gets a `Deferred` at once. `.result()` on any such future
-drives the calling thread's suspended greenlets: each resumes when its call's result has
-arrived, until the awaited one is done. Greenlets never leave the thread that made them.
+Each call of a sync `@deferrable` function runs in a greenlet of its own on one thread
+that deferrable owns, the driver. At a deferred SDK call the greenlet suspends and the
+driver goes on with the next; when the call's result arrives the driver resumes it, and
+when the function returns its `Deferred` completes, whoever waits for it (any thread, any
+event loop, a callback) or nobody. What differs from running on the caller's thread:
+thread-locals, `threading.current_thread()` and signal delivery are the driver's, and a
+function that blocks without deferring (a sleep, a live call) holds up the others while
+it blocks.
 """
 
 from __future__ import annotations
 
+import _thread
 import contextvars
+import heapq
+import itertools
+import logging
+import os
 import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from typing import Any, TypeVar
 
 import greenlet
 
 from ._deferred import Deferred
 
+log = logging.getLogger("deferrable")
 T = TypeVar("T")
 
 
-Ready = queue.SimpleQueue[greenlet.greenlet]
-
-
-class _ThreadState(threading.local):
-    """Per thread: the queue of greenlets whose awaited call has resolved."""
-
-    def __init__(self) -> None:
-        self.ready: Ready = queue.SimpleQueue()
-
-
-_thread = _ThreadState()
-
-
-class _TaskGreenlet(greenlet.greenlet):
+class _Task(greenlet.greenlet):
     """The greenlet of one call of a sync `@deferrable` function."""
 
-    def __init__(self, run: Callable[[], None], ready: Ready) -> None:
+    def __init__(self, run: Callable[[], None]) -> None:
         super().__init__(run)
-        self.ready = ready
+        self.waiting_on: Future[Any] | None = None
+        self.ticket = 0
+        """Counts suspensions: a wake-up meant for an earlier one is ignored."""
 
 
-class GreenletDeferred(Deferred[T]):
-    """The future of a sync `@deferrable` call: `.result()` drives the work it awaits."""
+class _Start:
+    """A call to run on the driver: `function(*args, **kwargs)` in `context`; `started`
+    is released once it has first suspended (or ended)."""
 
-    def __init__(self, ready: Ready) -> None:
+    __slots__ = ("args", "context", "function", "kwargs", "outcome", "started")
+
+    def __init__(self, outcome: TaskDeferred[Any], function: Callable[..., Any],
+                 args: tuple[Any, ...], kwargs: dict[str, Any],
+                 context: contextvars.Context, started: _thread.LockType) -> None:
+        self.outcome = outcome
+        self.function = function
+        self.args = args
+        self.kwargs = kwargs
+        self.context = context
+        self.started = started
+
+
+class _Resume:
+    """Resume `task` from its suspension number `ticket`."""
+
+    __slots__ = ("task", "ticket")
+
+    def __init__(self, task: _Task, ticket: int) -> None:
+        self.task = task
+        self.ticket = ticket
+
+
+class _Stop:
+    """Stop `task`: its call was cancelled."""
+
+    __slots__ = ("task",)
+
+    def __init__(self, task: _Task) -> None:
+        self.task = task
+
+
+class TaskDeferred(Deferred[T]):
+    """The future of a sync `@deferrable` call.
+
+    It completes on its own on the driver. Waiting on it inside another sync `@deferrable`
+    call suspends that call instead of blocking the driver. Cancelling it stops the
+    function where it waits (`GreenletExit` is raised there, so ``finally`` blocks run) and
+    cancels the deferred call it waits for: still buffered, that call is not sent.
+    """
+
+    def __init__(self) -> None:
         super().__init__()
-        self._ready = ready
+        self.task: _Task | None = None
 
     def result(self, timeout: float | None = None) -> T:
-        """The call's value, driving this thread's suspended deferrable calls meanwhile
-        (inside another `@deferrable` call, that call suspends until this one is done)."""
-        self._advance(timeout)
-        return super().result(timeout=0 if self.done() else timeout)
+        """The call's value; waits up to `timeout` seconds (None: as long as it takes)."""
+        if _suspend_until_done(self, timeout):
+            timeout = 0
+        return super().result(timeout)
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
-        """The call's exception (or None), waiting as `result()` does."""
-        self._advance(timeout)
-        return super().exception(timeout=0 if self.done() else timeout)
+        """The call's exception, or None; waits as `result()` does."""
+        if _suspend_until_done(self, timeout):
+            timeout = 0
+        return super().exception(timeout)
 
-    def _advance(self, timeout: float | None) -> None:
-        if self.done() or self._ready is not _thread.ready:
+    def cancel(self) -> bool:
+        """Cancel the call unless it has completed; True if it is now cancelled."""
+        if not super().cancel():
+            return False
+        task = self.task
+        if task is not None:
+            _driver().post(_Stop(task))
+        return True
+
+
+class _Driver:
+    """The thread that runs the greenlets of sync `@deferrable` calls."""
+
+    def __init__(self) -> None:
+        self._inbox: queue.SimpleQueue[_Start | _Resume | _Stop | Callable[[], None]] = (
+            queue.SimpleQueue())
+        self._timers: list[tuple[float, int, _Resume]] = []
+        self._order = itertools.count()
+        self._thread = threading.Thread(target=self._serve, name="deferrable-driver",
+                                        daemon=True)
+        self._thread.start()
+
+    @property
+    def thread(self) -> threading.Thread:
+        """The driver's thread."""
+        return self._thread
+
+    def post(self, item: _Start | _Resume | _Stop | Callable[[], None]) -> None:
+        """Hand `item` to the driver (any thread)."""
+        self._inbox.put(item)
+
+    def wake_at(self, when: float, resume: _Resume) -> None:
+        """Resume a task at monotonic time `when` (driver thread only)."""
+        heapq.heappush(self._timers, (when, next(self._order), resume))
+
+    def _serve(self) -> None:
+        while True:
+            timeout = None
+            while self._timers:
+                when, _, resume = self._timers[0]
+                timeout = when - time.monotonic()
+                if timeout > 0:
+                    break
+                heapq.heappop(self._timers)
+                self._resume(resume)
+                timeout = None
+            try:
+                item = self._inbox.get(timeout=timeout)
+            except queue.Empty:
+                continue
+            try:
+                if isinstance(item, _Resume):
+                    self._resume(item)
+                elif isinstance(item, _Start):
+                    self._start(item)
+                elif isinstance(item, _Stop):
+                    self._stop(item.task)
+                else:
+                    item()
+            except BaseException:  # the driver outlives any one call's failure
+                log.exception("deferrable: the driver of sync @deferrable calls hit an error")
+
+    @staticmethod
+    def _start(start: _Start) -> None:
+        try:
+            _run(start.outcome, start.function, start.args, start.kwargs, start.context)
+        finally:
+            start.started.release()
+
+    @staticmethod
+    def _resume(resume: _Resume) -> None:
+        task = resume.task
+        if not task.dead and task.ticket == resume.ticket:
+            task.parent = greenlet.getcurrent()  # suspending comes back here
+            task.switch()
+
+    @staticmethod
+    def _stop(task: _Task) -> None:
+        if task.dead:
             return
-        current = greenlet.getcurrent()
-        if isinstance(current, _TaskGreenlet):
-            _suspend(current, self)
-        else:
-            drive_until(self, timeout)
+        task.ticket += 1  # wake-ups of the suspension being ended are stale
+        waiting, task.waiting_on = task.waiting_on, None
+        if waiting is not None:
+            waiting.cancel()
+        task.parent = greenlet.getcurrent()
+        task.throw(greenlet.GreenletExit)
 
 
-def start(function: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]
-          ) -> GreenletDeferred[T]:
-    """Run `function` in a new greenlet until it first waits; returns its future."""
-    ready = _thread.ready
-    outcome: GreenletDeferred[T] = GreenletDeferred(ready)
+def _run(outcome: TaskDeferred[Any], function: Callable[..., Any], args: tuple[Any, ...],
+         kwargs: dict[str, Any], context: contextvars.Context) -> None:
+    """Run the call in a new task greenlet until it first suspends or ends (the caller
+    must be on the driver; the task's parent is the caller's greenlet)."""
+    if outcome.cancelled():
+        return
 
     def run() -> None:
         try:
             value = function(*args, **kwargs)
         except BaseException as error:  # handed to whoever waits on the future
+            _settle(outcome, None, error)
+        else:
+            _settle(outcome, value, None)
+
+    task = _Task(run)
+    task.gr_context = context
+    outcome.task = task
+    task.switch()
+
+
+def _settle(outcome: TaskDeferred[Any], value: Any, error: BaseException | None) -> None:
+    try:
+        if error is not None:
             outcome.set_exception(error)
         else:
             outcome.set_result(value)
+    except InvalidStateError:
+        pass  # cancelled meanwhile: nobody wants the outcome
 
-    task = _TaskGreenlet(run, ready)
-    # Like an asyncio task, the call runs in a copy of the caller's context: an enclosing
-    # scope's options (and the caller's other context variables) hold inside it.
-    task.gr_context = contextvars.copy_context()
-    task.switch()
+
+_lock = threading.Lock()
+_current: _Driver | None = None
+
+
+def _driver() -> _Driver:
+    global _current
+    driver = _current
+    if driver is None:
+        with _lock:
+            if _current is None:
+                _current = _Driver()
+            driver = _current
+    return driver
+
+
+def start(function: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]
+          ) -> TaskDeferred[T]:
+    """Run `function(*args, **kwargs)` on the driver, in a copy of the caller's context
+    (like an asyncio task: an enclosing scope holds inside it), until it first waits;
+    returns its future. So the body up to its first deferred call runs before `start`
+    returns, as it would on the caller's thread (arguments are read then)."""
+    outcome: TaskDeferred[T] = TaskDeferred()
+    context = contextvars.copy_context()
+    if isinstance(greenlet.getcurrent(), _Task):  # inside a call, on the driver already
+        _run(outcome, function, args, kwargs, context)
+        return outcome
+    started = _thread.allocate_lock()
+    started.acquire()
+    _driver().post(_Start(outcome, function, args, kwargs, context, started))
+    started.acquire()
     return outcome
 
 
 def wait(future: Future[T]) -> T:
-    """The value of `future`: suspends the current `@deferrable` greenlet until it is
-    resolved, or blocks the thread when called outside one (e.g. in `with scope():`)."""
-    current = greenlet.getcurrent()
-    if isinstance(current, _TaskGreenlet) and not future.done():
-        _suspend(current, future)
+    """The value of `future`: suspends the current `@deferrable` call until it is
+    resolved, or blocks the thread outside one (e.g. in ``with scope():``)."""
+    _suspend_until_done(future, None)
     return future.result()
 
 
-def _suspend(task: _TaskGreenlet, future: Future[Any]) -> None:
-    """Switch away from `task` until `future` is done and a driver resumes it."""
-    ready = task.ready
-    future.add_done_callback(lambda _: ready.put(task))
-    parent = task.parent
-    assert parent is not None, "a task greenlet always has the greenlet that resumed it"
-    parent.switch()
+def in_task() -> bool:
+    """Whether the caller runs inside a sync `@deferrable` call."""
+    return isinstance(greenlet.getcurrent(), _Task)
 
 
-def drive_until(target: Future[Any], timeout: float | None) -> None:
-    """Resume this thread's greenlets as their calls resolve, until `target` is done."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    ready = _thread.ready
-    while not target.done():
-        remaining = None if deadline is None else deadline - time.monotonic()
-        if remaining is not None and remaining <= 0:
-            return
-        try:
-            task = ready.get(timeout=remaining)
-        except queue.Empty:
-            return
-        # Suspending or finishing returns to the parent: make that whoever resumes the
-        # task, which need not be the greenlet that started it (nested @deferrable calls).
-        task.parent = greenlet.getcurrent()
-        task.switch()
+def _suspend_until_done(future: Future[Any], timeout: float | None) -> bool:
+    """Inside a `@deferrable` call, switch to the driver until `future` is done (or
+    `timeout` passes) and return True; elsewhere return False at once (the caller then
+    blocks, as futures do)."""
+    task = greenlet.getcurrent()
+    if not isinstance(task, _Task):
+        return False
+    if future.done():
+        return True
+    driver = _driver()
+    task.ticket += 1
+    resume = _Resume(task, task.ticket)
+    task.waiting_on = future
+    future.add_done_callback(lambda _: driver.post(resume))
+    if timeout is not None:
+        driver.wake_at(time.monotonic() + timeout, resume)
+    try:
+        parent = task.parent
+        assert parent is not None, "a task runs under the driver"
+        parent.switch()
+    finally:
+        task.waiting_on = None
+        task.ticket += 1
+    return True
+
+
+def settle_starts(timeout: float | None = None) -> bool:
+    """Wait until the driver has run every call started before now to its first
+    suspension (so their deferred calls are buffered); False if `timeout` passed first.
+    Returns at once when no sync `@deferrable` call was made, or on the driver itself."""
+    driver = _current
+    if driver is None or threading.current_thread() is driver.thread:
+        return True
+    reached = threading.Event()
+    driver.post(reached.set)
+    return reached.wait(timeout)
+
+
+def _forget_after_fork() -> None:
+    """In a forked child, where the parent's driver thread does not run: start afresh."""
+    global _current, _lock
+    _current = None
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import os
+import reprlib
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 
 @dataclass(frozen=True)
@@ -29,7 +32,8 @@ class Options:
     """Seconds a call may wait for its batch; None waits as long as the provider does (24 h)."""
     store: str | None = None
     """The journal's directory; None is the per-user default
-    (``$XDG_STATE_HOME/deferrable/journal``, else ``~/.local/state/deferrable/journal``)."""
+    (``$XDG_STATE_HOME/deferrable/journal``, else ``~/.local/state/deferrable/journal``).
+    An `os.PathLike` is accepted too, and kept as given."""
     journal: bool = True
     """Record every deferred request, its batch and its result, so that a rerun after a
     crash pays for nothing twice; False keeps nothing on disk."""
@@ -50,19 +54,26 @@ class Options:
     """Raise `LiveCallError` for a call inside the scope that would go live (a parameter the
     batch API refuses, a client of another cloud), instead of making it at full price."""
 
+    def __post_init__(self) -> None:
+        """Refuse a value of the wrong type (TypeError) or out of range (ValueError)."""
+        for name, rule in _RULES.items():
+            rule.check(name, getattr(self, name))
+
     def replace(self, **changes: Any) -> Options:
-        """A copy with `changes`; unknown names are a TypeError naming them.
+        """A copy with `changes`; unknown names are a TypeError naming them, bad values a
+        TypeError or ValueError naming the option.
 
         Results are cached: scopes resolve their options on every call they wrap.
         """
         if not changes:
             return self
+        # The key holds each value's type: 1 == 1.0 == True, but only 1 is a valid count.
+        key = tuple((name, type(value), value) for name, value in sorted(changes.items()))
         try:
-            return _replaced(self, tuple(sorted(changes.items())))
-        except TypeError as error:
-            if "unhashable" not in str(error):
-                raise
-            return _replace(self, changes)
+            hash(key)
+        except TypeError:
+            return _replace(self, changes)  # no valid value is unhashable: this raises
+        return _replaced(self, key)
 
 
 _NAMES = frozenset(f.name for f in dataclasses.fields(Options))
@@ -76,8 +87,120 @@ def _replace(options: Options, changes: dict[str, Any]) -> Options:
 
 
 @functools.lru_cache(maxsize=512)
-def _replaced(options: Options, changes: tuple[tuple[str, Any], ...]) -> Options:
-    return _replace(options, dict(changes))
+def _replaced(options: Options, changes: tuple[tuple[str, type, Any], ...]) -> Options:
+    return _replace(options, {name: value for name, _, value in changes})
+
+
+def _shown(value: object) -> str:
+    """``str ('0.05')``: a bad value's type and (shortened) repr, for error messages."""
+    return f"{type(value).__name__} ({reprlib.repr(value)})"
+
+
+def _count(name: str, value: object) -> None:
+    """An int (not a bool) of at least 1."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {_shown(value)}")
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, not {reprlib.repr(value)}")
+
+
+def _seconds(*, positive: bool, finite: bool = True) -> Callable[[str, object], None]:
+    """A check for an int or float (not a bool, not NaN): > 0 if `positive`, else >= 0;
+    infinity refused if `finite`."""
+    bound = "greater than 0" if positive else "at least 0"
+
+    def check(name: str, value: object) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{name} must be a number of seconds, not {_shown(value)}")
+        if value != value:  # NaN (math.isnan would overflow on a huge int)
+            raise ValueError(f"{name} must be a number of seconds, not nan")
+        if value < 0 or (positive and value == 0):
+            raise ValueError(f"{name} must be {bound}, not {reprlib.repr(value)}")
+        if finite and value == math.inf:
+            raise ValueError(f"{name} must be finite, not inf")
+
+    return check
+
+
+_positive_seconds = _seconds(positive=True)
+
+
+def _deadline(name: str, value: object) -> None:
+    """None, or a finite number of seconds > 0."""
+    if value is None:
+        return
+    # An aware datetime (an absolute deadline) is to be accepted here; not yet.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be None or a number of seconds, not {_shown(value)}")
+    _positive_seconds(name, value)
+
+
+def _store(name: str, value: object) -> None:
+    """None, or a non-empty str or `os.PathLike` naming a str path (kept as given)."""
+    if value is None:
+        return
+    if not isinstance(value, (str, os.PathLike)) or not isinstance(os.fspath(value), str):
+        raise TypeError(f"{name} must be None, a str or an os.PathLike, not {_shown(value)}")
+    if os.fspath(value) == "":
+        raise ValueError(f"{name} must be a non-empty path, not {value!r}")
+    try:
+        hash(value)  # Options are hashed (scopes' caches, the engine's groups)
+    except TypeError:
+        raise TypeError(f"{name} must be a hashable path, not {_shown(value)}") from None
+
+
+_WORDS = {"1": True, "true": True, "yes": True, "on": True,
+          "0": False, "false": False, "no": False, "off": False}
+
+
+def _boolean(raw: str) -> bool:
+    """`1/true/yes/on` or `0/false/no/off`, any case; anything else is a ValueError."""
+    meant = _WORDS.get(raw.strip().lower())
+    if meant is None:
+        raise ValueError(raw)
+    return meant
+
+
+def _flag(name: str, value: object) -> None:
+    """True or False only: not 0/1, not a string."""
+    if isinstance(value, bool):
+        return
+    meant = _WORDS.get(value.strip().lower()) if isinstance(value, str) else None
+    hint = "" if meant is None else f"; write {meant}, without quotes"
+    raise TypeError(f"{name} must be True or False, not {_shown(value)}{hint}")
+
+
+class _Rule(NamedTuple):
+    check: Callable[[str, object], None]
+    """Raises TypeError / ValueError naming the option for a bad value."""
+    parse: Callable[[str], object]
+    """Reads a `DEFERRABLE_*` variable's text; a ValueError when malformed."""
+    expected: str
+    """What `parse` expects, for its error message."""
+
+
+_COUNT = _Rule(_count, int, "an int")
+_FLAG = _Rule(_flag, _boolean, "one of 1/true/yes/on or 0/false/no/off")
+
+_RULES: dict[str, _Rule] = {
+    "max_batch_size": _COUNT,
+    "max_batch_bytes": _COUNT,
+    "max_wait": _Rule(_seconds(positive=False), float, "a number of seconds"),
+    "poll_interval": _Rule(_positive_seconds, float, "a number of seconds"),
+    "max_poll_interval": _Rule(_positive_seconds, float, "a number of seconds"),
+    "deadline": _Rule(_deadline, float, "a number of seconds"),
+    "store": _Rule(_store, str, "a path"),
+    "journal": _FLAG,
+    "reuse_for": _Rule(_seconds(positive=False, finite=False), float, "a number of seconds"),
+    "dedupe": _FLAG,
+    "delete_files": _FLAG,
+    "defer_streams": _FLAG,
+    "strict": _FLAG,
+}
+"""How each option is checked (in `Options.__post_init__`) and read from the environment."""
+
+if set(_RULES) != _NAMES:  # a new option needs a rule
+    raise RuntimeError(f"options without a rule: {sorted(_NAMES ^ set(_RULES))}")
 
 
 _lock = threading.Lock()
@@ -111,32 +234,23 @@ def reset_defaults() -> None:
 
 
 def _from_environment(environ: Any) -> dict[str, Any]:
+    """The options set by `DEFERRABLE_*` variables (unset or empty ones are skipped);
+    a malformed or out-of-range value is a ValueError naming the variable, e.g.
+    ``DEFERRABLE_MAX_WAIT=-1: max_wait must be at least 0, not -1.0``."""
     values: dict[str, Any] = {}
-    for field in dataclasses.fields(Options):
-        raw = environ.get(f"DEFERRABLE_{field.name.upper()}")
+    for name, rule in _RULES.items():
+        variable = f"DEFERRABLE_{name.upper()}"
+        raw = environ.get(variable)
         if raw is None or raw == "":
             continue
-        kind = str(field.type)
         try:
-            if kind == "bool":
-                values[field.name] = _boolean(raw)
-            elif "int" in kind and "float" not in kind:
-                values[field.name] = int(raw)
-            elif "float" in kind:
-                values[field.name] = float(raw)
-            else:
-                values[field.name] = raw
+            value = rule.parse(raw)
         except ValueError:
-            raise ValueError(f"DEFERRABLE_{field.name.upper()}={raw!r} is not a valid "
-                             f"{kind}") from None
+            raise ValueError(f"{variable}={raw}: {name} must be {rule.expected}, "
+                             f"not {raw!r}") from None
+        try:
+            rule.check(name, value)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{variable}={raw}: {error}") from None
+        values[name] = value
     return values
-
-
-def _boolean(raw: str) -> bool:
-    """`1/true/yes/on` or `0/false/no/off`, any case; anything else is a ValueError."""
-    word = raw.strip().lower()
-    if word in ("1", "true", "yes", "on"):
-        return True
-    if word in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(raw)

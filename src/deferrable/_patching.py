@@ -27,7 +27,7 @@ import wrapt
 from . import _greenlets
 from ._errors import BatchSubmissionError, BudgetExceededError, LiveCallError
 from ._options import Options, defaults
-from ._scope import active_options, count_deferred, count_live
+from ._scope import active_options, count_deferred, count_live, open_scopes
 from ._sites import current_site
 from .engine import engine
 from .ledger import Spend, Tokens, live_ledger, price_of
@@ -106,14 +106,15 @@ def _anthropic_sync(target: PatchTarget) -> Wrapper:
     def wrapper(wrapped: Callable[..., Any], client: Any, args: tuple[Any, ...],
                 kwargs: dict[str, Any]) -> Any:
         options = active_options()
-        if options is None and not _observing:
+        if options is None and not _observing and not open_scopes.total:
             return wrapped(*args, **kwargs)
         attempt, stream, retries_taken, call = _anthropic_sdk.attempt_arguments(args, kwargs)
         if not _anthropic_sdk.targets_messages(attempt):
             return wrapped(*args, **kwargs)
         if options is None:
+            site = _unscoped(current_site())
             sent = wrapped(*args, **kwargs)
-            _record_live(adapter, sent[0], stream, None, current_site())
+            _record_live(adapter, sent[0], stream, None, site)
             return sent
         request = None
         decision: Deferral | Live = Live(f"{type(client).__name__} is not a first-party "
@@ -136,12 +137,12 @@ def _anthropic_async(target: PatchTarget) -> Wrapper:
     def wrapper(wrapped: Callable[..., Any], client: Any, args: tuple[Any, ...],
                 kwargs: dict[str, Any]) -> Any:
         options = active_options()
-        if options is None and not _observing:
+        if options is None and not _observing and not open_scopes.total:
             return wrapped(*args, **kwargs)
         attempt, stream, retries_taken, call = _anthropic_sdk.attempt_arguments(args, kwargs)
         if not _anthropic_sdk.targets_messages(attempt):
             return wrapped(*args, **kwargs)
-        site = current_site()
+        site = current_site() if options is not None else _unscoped(current_site())
 
         async def send() -> Any:
             if options is None:
@@ -172,7 +173,7 @@ def _openai_sync(target: PatchTarget) -> Wrapper:
     def wrapper(wrapped: Callable[..., Any], client: Any, args: tuple[Any, ...],
                 kwargs: dict[str, Any]) -> Any:
         options = active_options()
-        if options is None and not _observing:
+        if options is None and not _observing and not open_scopes.total:
             return wrapped(*args, **kwargs)
         request: httpx2.Request = args[0] if args else kwargs["request"]
         endpoint = adapter.endpoint_of(client, request)
@@ -180,8 +181,9 @@ def _openai_sync(target: PatchTarget) -> Wrapper:
             return wrapped(*args, **kwargs)
         stream = bool(kwargs.get("stream", False))
         if options is None:
+            site = _unscoped(current_site())
             sent = wrapped(*args, **kwargs)
-            _record_live(adapter, sent, stream, None, current_site())
+            _record_live(adapter, sent, stream, None, site)
             return sent
         return _in_scope_sync(
             adapter, adapter.examine(client, request, options, endpoint), options, request,
@@ -197,14 +199,14 @@ def _openai_async(target: PatchTarget) -> Wrapper:
     def wrapper(wrapped: Callable[..., Any], client: Any, args: tuple[Any, ...],
                 kwargs: dict[str, Any]) -> Any:
         options = active_options()
-        if options is None and not _observing:
+        if options is None and not _observing and not open_scopes.total:
             return wrapped(*args, **kwargs)
         request: httpx2.Request = args[0] if args else kwargs["request"]
         endpoint = adapter.endpoint_of(client, request)
         if endpoint is None:
             return wrapped(*args, **kwargs)
         stream = bool(kwargs.get("stream", False))
-        site = current_site()
+        site = current_site() if options is not None else _unscoped(current_site())
         if options is None:
             return _observed_async(adapter, wrapped(*args, **kwargs), stream, site)
         return _in_scope_async(
@@ -242,6 +244,8 @@ def _in_scope_sync(adapter: Any, decision: Deferral | Live, options: Options,
             return sent
     assert request is not None
     count_deferred()
+    if not _greenlets.in_task():
+        _waits_in_a_row(site)
     with _Holds(adapter, decision.params) as holds:
         future = engine().submit(decision.target, decision.params, decision.size, options,
                                  decision.units, site)
@@ -288,6 +292,30 @@ async def _in_scope_async(adapter: Any, decision: Deferral | Live, options: Opti
                                         replay=decision.replay))
 
 
+class _SerialWaits(threading.local):
+    """Per thread: deferred calls that blocked it until their batch ended, in a row."""
+
+    count = 0
+
+
+_serial = _SerialWaits()
+_SERIAL_HINT_AFTER = 3
+
+
+def _waits_in_a_row(site: str) -> None:
+    """A deferred call is about to block its thread until its batch ends: after several in
+    a row, hint (once per site) that they could share a batch."""
+    _serial.count += 1
+    if _serial.count >= _SERIAL_HINT_AFTER and (site, "serial") not in _warned:
+        _warned.add((site, "serial"))
+        log.warning(
+            "deferrable: the calls at %s each wait for their own batch, one after another "
+            "(%d so far on this thread): at a real provider each wait is minutes to hours. "
+            "To put them in one batch, make them from a sync @deferrable function (its calls "
+            "return futures at once) or run them with deferrable.map(function, items)",
+            site, _serial.count)
+
+
 def _final(error: Exception, retried: Callable[[BaseException], bool] | None) -> Exception:
     """The exception a deferred caller gets: `error` as it is, unless the SDK's retry loop
     would send the request again after it (the engine already retried what a batch
@@ -310,6 +338,20 @@ def _going_live(reason: str, site: str, options: Options) -> None:
                     "scope: %s", site, reason)
 
 
+def _unscoped(site: str) -> str:
+    """A call outside any scope goes live: say so once per site when a scope is open on
+    another thread (a thread pool started inside it, say), which it may belong to."""
+    if open_scopes.elsewhere() and (site, "thread") not in _warned:
+        _warned.add((site, "thread"))
+        log.warning(
+            "deferrable: the call at %s goes live at full price: it runs on thread %r, "
+            "outside any deferrable scope, while a scope is open on another thread. Threads "
+            "do not inherit a scope; if the call belongs to it, submit the work through "
+            "deferrable.ThreadPoolExecutor (it carries the scope) or run it in "
+            "contextvars.copy_context()", site, threading.current_thread().name)
+    return site
+
+
 # -- live calls: the ledger and observe mode ----------------------------------------------
 
 
@@ -325,7 +367,10 @@ def _record_live(adapter: Any, response: httpx2.Response, stream: bool,
                  options: Options | None, site: str) -> tuple[str, Tokens] | None:
     """Record a live call's spend in the ledger of its scope's journal (outside a scope,
     the default one's); returns it. In a scope, a call whose usage is not known here (a
-    stream) is recorded too, as a call of unknown cost."""
+    stream) is recorded too, as a call of unknown cost. Outside a scope, only in observe
+    mode."""
+    if options is None and not _observing:
+        return None
     spent: tuple[str, Tokens] | None = adapter.live_spend(live_body(response, stream))
     journal = (options or defaults()).journal
     if not journal or not response.is_success:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from types import TracebackType
@@ -63,6 +64,36 @@ def active_options() -> Options | None:
     return _active.get()
 
 
+class _OpenScopes:
+    """How many scopes are open, by thread: a call made outside any scope while one is
+    open on another thread may belong to it (threads do not inherit context variables)."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self._by_thread: Counter[int] = Counter()
+        self._lock = threading.Lock()
+
+    def enter(self) -> None:
+        with self._lock:
+            self.total += 1
+            self._by_thread[threading.get_ident()] += 1
+
+    def leave(self) -> None:
+        with self._lock:
+            self.total -= 1
+            ident = threading.get_ident()
+            self._by_thread[ident] -= 1
+            if self._by_thread[ident] <= 0:
+                del self._by_thread[ident]
+
+    def elsewhere(self) -> bool:
+        """Whether a scope is open on another thread and none on this one."""
+        return bool(self.total) and threading.get_ident() not in self._by_thread
+
+
+open_scopes = _OpenScopes()
+
+
 class scope:  # noqa: N801 - a context manager named like the function users call
     """Defer supported SDK calls inside ``with scope(...)`` / ``async with scope(...)``.
 
@@ -93,11 +124,13 @@ class scope:  # noqa: N801 - a context manager named like the function users cal
         site = enter_function(self._site) if self._site is not None else None
         tally = _tally.set(Tally(_tally.get()))
         self._tokens.append((_active.set(options), budget, site, tally))
+        open_scopes.enter()
         return options
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  traceback: TracebackType | None) -> None:
         options, budget, site, tally = self._tokens.pop()
+        open_scopes.leave()
         ended = _tally.get()
         _tally.reset(tally)
         if ended is not None and (ended.deferred or ended.live):

@@ -13,11 +13,13 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
+import os
 import random
+import shlex
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -57,8 +59,12 @@ class Engine:
         self._buffer: Buffer[Call] = Buffer()
         self._timer: asyncio.TimerHandle | None = None
         self._throttler: Throttler | None = None
-        self._in_flight: set[asyncio.Task[None]] = set()
+        self._submitting: set[asyncio.Task[None]] = set()
+        """Batches being planned and created."""
+        self._tracking: set[asyncio.Task[None]] = set()
+        """Batches being followed to their end."""
         self._finishing: set[asyncio.Task[None]] = set()
+        """Batches whose results are being delivered (a subset of `_tracking`)."""
         self._follows: dict[tuple[Path | None, str], Follow] = {}
         self._creating: set[tuple[Path | None, str]] = set()
 
@@ -126,9 +132,6 @@ class Engine:
             max_workers=16, thread_name_prefix="deferrable-io"))
         self._loop = loop
         self._throttler = Throttler(rate_limit=_BATCH_CALLS_PER_SECOND, period=1.0)
-        # Run at exit before `concurrent.futures` stops its executors (its own hook is
-        # registered the same way, earlier, and these hooks run in reverse order).
-        threading._register_atexit(self.finish_cleanups)  # type: ignore[attr-defined]
         ready.set()
         loop.run_forever()
 
@@ -141,12 +144,18 @@ class Engine:
             self._wake_scheduled = False
         now = time.monotonic()
         for call, size, units in entries:
-            limits = GroupLimits(
-                max_requests=max(1, min(call.options.max_batch_size, call.target.max_requests)),
-                max_bytes=max(1, min(call.options.max_batch_bytes, call.target.max_bytes)),
-                max_wait=call.options.max_wait, max_units=call.target.max_units)
-            for batch in self._buffer.add((call.target.key, call.options), call, size, limits,
-                                          now, units):
+            try:
+                limits = GroupLimits(
+                    max_requests=max(1, min(call.options.max_batch_size, call.target.max_requests)),
+                    max_bytes=max(1, min(call.options.max_batch_bytes, call.target.max_bytes)),
+                    max_wait=call.options.max_wait, max_units=call.target.max_units)
+                batches = self._buffer.add((call.target.key, call.options), call, size, limits,
+                                           now, units)
+            except Exception as error:  # this call alone fails; the others go on
+                log.exception("deferrable: buffering a call failed")
+                _fail([call], error)
+                continue
+            for batch in batches:
                 self._launch(batch)
         self._rearm_timer()
 
@@ -167,14 +176,21 @@ class Engine:
         self._rearm_timer()
 
     def _launch(self, calls: list[Call]) -> None:
+        """Submit `calls` as a batch, leaving out those cancelled while buffered."""
+        calls = [call for call in calls if not call.future.done()]
+        if calls:
+            self._spawn(self._submitting, self._run_batch(calls))
+
+    def _spawn(self, tasks: set[asyncio.Task[None]], work: Coroutine[Any, Any, None]) -> None:
         assert self._loop is not None
-        task = self._loop.create_task(self._run_batch(calls))
-        self._in_flight.add(task)
-        task.add_done_callback(self._in_flight.discard)
+        task = self._loop.create_task(work)
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
 
     async def _run_batch(self, calls: list[Call]) -> None:
         """Plan a launch against the journal, then answer the calls it holds results for,
-        attach those already in a batch, and submit the rest as a new batch."""
+        attach those already in a batch, and submit the rest as a new batch (which is
+        then followed by a task of its own)."""
         target, options = calls[0].target, calls[0].options
         try:
             journal = journal_for(options.store, enabled=options.journal)
@@ -200,7 +216,7 @@ class Engine:
             self._creating.discard(follow.key)
         if batch_id is not None:
             log.debug("submitted batch %s with %d requests", batch_id, len(requests))
-            await self._track(follow, batch_id)
+            self._spawn(self._tracking, self._track(follow, batch_id))
 
     async def _create(self, follow: Follow, pending: dict[str, Any]) -> str | None:
         """Create the batch and record its id. A request the provider rejects fails alone
@@ -272,6 +288,7 @@ class Engine:
     async def _track(self, follow: Follow, batch_id: str) -> None:
         """Follow a batch to its end and hand each waiting call its result."""
         target, options = follow.target, follow.options
+        follow.batch_id = batch_id
         try:
             await self._wait_for_end(target, batch_id, options)
             # From here on the batch is finishing: registered before any call is settled,
@@ -305,10 +322,7 @@ class Engine:
         follow = Follow(journal, token, call.target, call.options)
         follow.add(call)
         self._follows[follow.key] = follow
-        assert self._loop is not None
-        task = self._loop.create_task(self._follow_recorded(follow))
-        self._in_flight.add(task)
-        task.add_done_callback(self._in_flight.discard)
+        self._spawn(self._tracking, self._follow_recorded(follow))
 
     async def _follow_recorded(self, follow: Follow) -> None:
         """Follow a batch known from the journal: wait for its id (recovering it when its
@@ -394,6 +408,31 @@ class Engine:
         if self._follows.get(follow.key) is follow:
             del self._follows[follow.key]
 
+    def close_out(self, grace: float = _EXIT_GRACE) -> list[str]:
+        """At exit: submit every buffered call, wait up to `grace` seconds for batches
+        being created and for those delivering results, and return one line for each
+        batch that still holds calls of this process (how to collect or cancel it)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return []
+
+        async def close() -> list[str]:
+            self._take_inbox()
+            for batch in self._buffer.drain():
+                self._launch(batch)
+            self._rearm_timer()
+            ending = [*self._submitting, *self._finishing]
+            if ending:
+                await asyncio.wait(ending, timeout=grace)
+            return [line for follow in self._follows.values()
+                    if (line := _left_behind(follow)) is not None]
+
+        try:
+            return asyncio.run_coroutine_threadsafe(close(), loop).result(grace + 5)
+        except Exception:  # the engine's loop is gone or stuck: nothing more to say
+            log.debug("closing out the engine failed", exc_info=True)
+            return []
+
     def finish_cleanups(self, timeout: float = _EXIT_GRACE) -> None:
         """Wait up to `timeout` seconds for batches whose results are being delivered to
         finish, file deletions included (run at interpreter exit, so that a script ending
@@ -456,6 +495,28 @@ class Engine:
             log.exception("writing the journal failed (%s)", getattr(function, "__name__", ""))
 
 
+def _left_behind(follow: Follow) -> str | None:
+    """The line telling what became of the calls still waiting on `follow`'s batch at
+    exit, or None when none waits."""
+    waiting = follow.waiting()
+    if not waiting:
+        return None
+    calls = f"{waiting} call{'s' if waiting != 1 else ''} of this run"
+    if not follow.journal.durable:
+        where = f"batch {follow.batch_id}" if follow.batch_id else "a batch being created"
+        return (f"deferrable: {where} ({follow.target.provider}) still holds {calls}; they "
+                "are lost: with journal=False nothing records them, and a rerun pays for "
+                "them again")
+    if follow.batch_id is None:
+        return (f"deferrable: {calls} were still being submitted at exit (batch "
+                f"{follow.token} in the journal); rerun this script to collect them "
+                "(nothing is paid twice)")
+    store = f" --store {shlex.quote(os.fspath(follow.options.store))}" if follow.options.store else ""
+    return (f"deferrable: batch {follow.batch_id} ({follow.target.provider}) is still "
+            f"running with {calls} waiting; rerun this script to collect them (nothing is "
+            f"paid twice) or cancel it: deferrable cancel {follow.batch_id}{store}")
+
+
 def _fail(calls: Iterable[Call], error: BaseException, cause: BaseException | None = None) -> None:
     if cause is not None:
         error.__cause__ = cause
@@ -477,3 +538,14 @@ def engine() -> Engine:
             if _engine is None:
                 _engine = Engine()
     return _engine
+
+
+def _forget_after_fork() -> None:
+    """In a forked child, whose copy of the engine has no thread: start afresh on use
+    (the parent's calls stay the parent's)."""
+    global _engine, _engine_lock
+    _engine = None
+    _engine_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)

@@ -20,6 +20,8 @@ class Follow:
         self.token = token
         self.target = target
         self.options = options
+        self.batch_id: str | None = None
+        """The provider's id of the batch, once known."""
         self._waiters: dict[str, list[Call]] = {}
         self._closed = False
         self._lock = threading.Lock()
@@ -42,6 +44,12 @@ class Follow:
         """The calls waiting for `custom_id`'s line, no longer waiting here."""
         with self._lock:
             return self._waiters.pop(custom_id, [])
+
+    def waiting(self) -> int:
+        """How many calls still wait (cancelled ones left out)."""
+        with self._lock:
+            return sum(not call.future.done() for calls in self._waiters.values()
+                       for call in calls)
 
     def close(self) -> dict[str, list[Call]]:
         """Stop accepting calls; returns those still waiting."""

@@ -17,8 +17,10 @@ from ._target import Call, Target
 
 log = logging.getLogger("deferrable")
 SETTLE_CHUNK = 512
-UNCLAIMED = "(results no caller of this run asked for)"
 """Result lines recorded in one journal transaction, then handed to their callers."""
+UNCLAIMED = "(results no caller of this run asked for)"
+CANCELLED = "(cancelled after submission: paid, unused)"
+"""Appended to the ledger site of a result whose callers had all cancelled."""
 
 
 def plan_launch(journal: Journal | NullJournal, target: Target, calls: list[Call]) -> Plan:
@@ -61,14 +63,17 @@ def resolve_from(follow: Follow, batch_id: str) -> None:
         settlements: list[tuple[list[Call], Any, BaseException | None]] = []
         spending: list[dict[str, Any]] = []
         for custom_id, line in chunk:
-            calls = follow.take(custom_id)
+            taken = follow.take(custom_id)
+            calls = [call for call in taken if not call.future.done()]
             if calls:
                 settlements.append((calls, *target.outcome(line)))
             succeeded = target.succeeded(line)
+            # A result only cancelled calls waited for is not handed out: a rerun may use it.
             records.append((custom_id, line if succeeded else None, bool(calls)))
             spent = target.spent(line) if succeeded else None
             if spent is not None:
-                site = calls[0].site if calls else UNCLAIMED
+                site = (calls[0].site if calls else
+                        f"{taken[0].site} {CANCELLED}" if taken else UNCLAIMED)
                 spending.append(row_of(Spend(site, target.provider, spent[0], "batch", spent[1])))
         try:
             journal.received(follow.token, records, reuse_for, merged(spending))

@@ -501,6 +501,22 @@ def close_journals() -> None:
         _journals.clear()
 
 
+_inherited: list[Journal] = []
+"""A forked child's copies of its parent's journals: kept open and unused (closing a
+database connection copied across a fork could disturb the parent's)."""
+
+
+def _forget_after_fork() -> None:
+    global _journals_lock, _NULL
+    _inherited.extend(_journals.values())
+    _journals.clear()
+    _journals_lock = threading.Lock()
+    _NULL = NullJournal()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
+
+
 def default_store() -> Path:
     """The per-user journal location: ``$XDG_STATE_HOME/deferrable/journal``, by default
     ``~/.local/state/deferrable/journal``."""

@@ -14,6 +14,9 @@ def process_token() -> str:
     return f"{os.getpid()}:{_start_time(os.getpid()) or int(time.time() * 1000)}"
 
 
+os.register_at_fork(after_in_child=process_token.cache_clear)
+
+
 def is_alive(token: str) -> bool:
     """Whether the process named by `token` still runs (on this machine)."""
     if token == process_token():

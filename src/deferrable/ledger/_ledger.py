@@ -13,6 +13,7 @@ import atexit
 import hashlib
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterable
@@ -121,5 +122,10 @@ class LiveLedger:
             time.sleep(_FLUSH_EVERY)
             self.flush()
 
+    def forget_after_fork(self) -> None:
+        """In a forked child: the parent writes what it recorded; start empty."""
+        self.__init__()  # type: ignore[misc]
+
 
 live_ledger = LiveLedger()
+os.register_at_fork(after_in_child=live_ledger.forget_after_fork)

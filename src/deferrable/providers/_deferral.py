@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import threading
 import urllib.parse
 from collections.abc import Callable, Hashable, Iterator, Mapping
@@ -87,6 +88,12 @@ class TargetCache(Generic[T]):
     def __init__(self) -> None:
         self._targets: dict[Hashable, T] = {}
         self._lock = threading.Lock()
+        os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:
+        """In a forked child: the targets' clients hold the parent's connections."""
+        self._targets = {}
+        self._lock = threading.Lock()
 
     def get(self, key: Hashable, make: Callable[[], T]) -> T:
         """The target for `key`, made with `make()` if there is none yet."""
@@ -110,6 +117,12 @@ class SharedPool:
     def __init__(self, make: Callable[[], httpx2.Client]) -> None:
         self._make = make
         self._pool: httpx2.Client | None = None
+        self._lock = threading.Lock()
+        os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:
+        """In a forked child: the parent's connections are not the child's to use."""
+        self._pool = None
         self._lock = threading.Lock()
 
     def get(self) -> httpx2.Client:
