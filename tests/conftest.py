@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -75,3 +78,27 @@ async def async_openai_client(emulator: Emulator) -> AsyncIterator[openai.AsyncO
     """The official async OpenAI client, pointed at the emulator."""
     async with openai.AsyncOpenAI(api_key=DUMMY_KEY, base_url=emulator.openai_url) as client:
         yield client
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_temp_files_left(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The session's temp directory is a private one (processes the tests start inherit
+    TMPDIR) that must be empty at the end: anything a test leaves there fails the run."""
+    tmp_path_factory.getbasetemp()  # pytest's own tmp_path base stays where it was
+    private = Path(tempfile.mkdtemp(prefix="deferrable-tests-"))
+    previous_env, previous_cached = os.environ.get("TMPDIR"), tempfile.tempdir
+    os.environ["TMPDIR"] = str(private)
+    tempfile.tempdir = None  # gettempdir() caches its answer
+    try:
+        yield
+    finally:
+        if previous_env is None:
+            del os.environ["TMPDIR"]
+        else:
+            os.environ["TMPDIR"] = previous_env
+        tempfile.tempdir = previous_cached
+        left = sorted(entry.name for entry in private.iterdir())
+        shutil.rmtree(private, ignore_errors=True)
+    if left:
+        pytest.fail(f"the tests left these in the temp directory: {', '.join(left)}",
+                    pytrace=False)

@@ -65,9 +65,14 @@ class EmulatorProcess:
         return stats
 
     def stop(self) -> None:
-        """Kill the emulator."""
+        """Stop the emulator with SIGTERM, so it removes its data directory (SIGKILL left one
+        in the temp directory per test); killed if it is not gone within 10 s."""
         if self.process.poll() is None:
-            self.process.kill()
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
         self.process.wait()
         if self.process.stdout is not None:
             self.process.stdout.close()

@@ -12,6 +12,7 @@ import sys
 import threading
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import IO, Any
 
 import pytest
@@ -34,12 +35,19 @@ def read_line(stream: IO[str], timeout: float) -> str:
         raise AssertionError(f"no line within {timeout} s") from None
 
 
-@pytest.fixture
-def emulator_process() -> Iterator[subprocess.Popen[str]]:
-    """`python -m deferrable emulator --port 0` running; killed if a test leaves it behind."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "deferrable", "emulator", "--port", "0", "--batch-latency", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+EMULATOR_ARGS = ["-m", "deferrable", "emulator", "--port", "0", "--batch-latency", "0"]
+IGNORING_SIGINT = [
+    "-c", "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+          "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"]
+"""Python arguments that run the rest of the command line with SIGINT ignored, as a shell
+starts a background job (an ignored signal stays ignored across exec)."""
+
+
+@contextmanager
+def running_emulator(*launcher: str) -> Iterator[subprocess.Popen[str]]:
+    """`python [launcher] -m deferrable emulator --port 0` running; killed if still up."""
+    process = subprocess.Popen([sys.executable, *launcher, *EMULATOR_ARGS],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         yield process
     finally:
@@ -51,17 +59,23 @@ def emulator_process() -> Iterator[subprocess.Popen[str]]:
                 stream.close()
 
 
+@pytest.fixture
+def emulator_process() -> Iterator[subprocess.Popen[str]]:
+    """`python -m deferrable emulator --port 0` running; killed if a test leaves it behind."""
+    with running_emulator() as process:
+        yield process
+
+
 def get_json(url: str) -> Any:
     """The JSON body of GET `url`."""
     with urllib.request.urlopen(url, timeout=10) as answer:
         return json.load(answer)
 
 
-def test_emulator_serves_and_stops_cleanly_on_sigint(
-        emulator_process: subprocess.Popen[str]) -> None:
-    """The command prints its real URL, serves HTTP there, and exits 0 on Ctrl-C."""
-    assert emulator_process.stdout is not None
-    line = read_line(emulator_process.stdout, timeout=30).rstrip("\n")
+def assert_serves_and_stops_on_sigint(process: subprocess.Popen[str]) -> None:
+    """`process` prints its real URL, serves HTTP there, and exits 0 on Ctrl-C."""
+    assert process.stdout is not None
+    line = read_line(process.stdout, timeout=30).rstrip("\n")
     match = LISTENING.match(line)
     assert match, line
     url, port = match.group(1), int(match.group(2))
@@ -69,10 +83,22 @@ def test_emulator_serves_and_stops_cleanly_on_sigint(
     stats = get_json(url + "/_emulator/stats")
     assert stats["requests"] == {}
     assert stats["batches"] == {}
-    emulator_process.send_signal(signal.SIGINT)
-    assert emulator_process.wait(timeout=10) == 0
-    assert emulator_process.stderr is not None
-    assert "Traceback" not in emulator_process.stderr.read()
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=10) == 0
+    assert process.stderr is not None
+    assert "Traceback" not in process.stderr.read()
+
+
+def test_emulator_serves_and_stops_cleanly_on_sigint(
+        emulator_process: subprocess.Popen[str]) -> None:
+    """The command prints its real URL, serves HTTP there, and exits 0 on Ctrl-C."""
+    assert_serves_and_stops_on_sigint(emulator_process)
+
+
+def test_emulator_stops_on_sigint_even_when_started_ignoring_it() -> None:
+    """Ctrl-C stops the emulator cleanly even if it inherited SIGINT ignored (a background job)."""
+    with running_emulator(*IGNORING_SIGINT) as process:
+        assert_serves_and_stops_on_sigint(process)
 
 
 def test_emulator_stops_cleanly_on_sigterm(emulator_process: subprocess.Popen[str]) -> None:

@@ -99,3 +99,19 @@ def test_a_decorated_generator_passes_send_and_close(anthropic_client: anthropic
     assert steps.send("again") == "again"
     steps.close()
     assert closed == [True]
+
+
+def test_pending_deferrable_calls_do_not_flag_live_calls_elsewhere(
+        anthropic_client: anthropic.Anthropic, caplog: pytest.LogCaptureFixture) -> None:
+    """A live call outside any scope while sync @deferrable calls wait (their scopes are on
+    the driver thread) is not warned about: it cannot belong to them."""
+
+    @defer(max_wait=60)
+    def ask(text: str) -> str:
+        return str(anthropic_client.messages.create(**message_request(text)).id)
+
+    pending = ask("waiting")
+    anthropic_client.messages.create(**message_request("live on purpose"))
+    assert not [r for r in caplog.records if "outside any deferrable scope" in r.getMessage()]
+    deferrable.flush()
+    assert pending.result(timeout=60)

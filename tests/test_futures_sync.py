@@ -191,3 +191,19 @@ def test_a_sync_scope_loop_gets_a_hint(anthropic_client: anthropic.Anthropic,
     hints = [r.getMessage() for r in caplog.records if "deferrable.map" in r.getMessage()]
     assert len(hints) == 1
     assert "one after another" in hints[0]
+
+
+def test_blocking_waits_inside_a_deferrable_call_are_refused(
+        anthropic_client: anthropic.Anthropic) -> None:
+    """`concurrent.futures.wait` on a @deferrable future inside another @deferrable call
+    raises at once, naming `.result()` instead, rather than hanging the driver."""
+    ask = asker(anthropic_client)
+
+    @defer
+    def outer() -> str:
+        inner = ask("great")
+        with pytest.raises(RuntimeError, match=r"wait with \.result\(\) there"):
+            concurrent.futures.wait([inner], timeout=5)
+        return inner.result()
+
+    assert outer().result(timeout=60) == "positive"

@@ -267,11 +267,11 @@ async def test_tracing_headers_neither_split_batches_nor_travel(client: anthropi
             **message_request(f"call {i}"),
             extra_headers={"X-Request-Id": f"trace-{i}", "Idempotency-Key": f"key-{i}"}))
 
-    known = set(anthropic_provider._targets)
+    anthropic_provider._targets.clear()  # an earlier test's emulator may have had this port
     async with deferrable.scope(max_wait=30, max_batch_size=30):
         assert all(await asyncio.gather(*(ask(i) for i in range(30))))
     assert served(emulator)[BATCHES] == 1
-    assert len(set(anthropic_provider._targets) - known) == 1
+    assert len(list(anthropic_provider._targets)) == 1
 
 
 @pytest.mark.asyncio

@@ -21,14 +21,11 @@ class scope(_scope.scope):  # noqa: N801 - used like a function, as `with scope(
 
 
 def flush() -> int:
-    """Submit every buffered call as batches now (the deferred calls of sync
-    `@deferrable` functions called before it included); returns how many batches were
-    started."""
-    _greenlets.settle_starts()
+    """Submit every buffered call as batches now; returns how many batches were started.
+    (A sync `@deferrable` call returns once its first deferred call is buffered.)"""
     return _greenlets.wait(engine().flush())
 
 
 async def aflush() -> int:
     """`flush()` for async code: does not block the event loop."""
-    await asyncio.to_thread(_greenlets.settle_starts)
     return await asyncio.wrap_future(engine().flush())

@@ -91,6 +91,7 @@ class TaskDeferred(Deferred[T]):
     def __init__(self) -> None:
         super().__init__()
         self.task: _Task | None = None
+        self._waiters: list[Any] = _Waiters()
 
     def result(self, timeout: float | None = None) -> T:
         """The call's value; waits up to `timeout` seconds (None: as long as it takes)."""
@@ -112,6 +113,21 @@ class TaskDeferred(Deferred[T]):
         if task is not None:
             _driver().post(_Stop(task))
         return True
+
+
+class _Waiters(list[Any]):
+    """The waiters `concurrent.futures.wait` and `as_completed` install on a future. Inside
+    a sync `@deferrable` call they would block the driver, which this future needs in order
+    to complete: refused there with an error instead of a hang."""
+
+    def append(self, waiter: Any) -> None:
+        """Install `waiter`, unless that would block the driver."""
+        if isinstance(greenlet.getcurrent(), _Task):
+            raise RuntimeError(
+                "concurrent.futures.wait() / as_completed() on the future of a sync "
+                "@deferrable call, inside another one, would block the thread both run on; "
+                "wait with .result() there (it suspends the waiting call instead)")
+        super().append(waiter)
 
 
 class _Driver:
@@ -254,6 +270,12 @@ def start(function: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, A
     _driver().post(_Start(outcome, function, args, kwargs, context, started))
     started.acquire()
     return outcome
+
+
+def driver_ident() -> int | None:
+    """The thread id of the driver, if it has started."""
+    driver = _current
+    return driver.thread.ident if driver is not None else None
 
 
 def wait(future: Future[T]) -> T:

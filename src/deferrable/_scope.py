@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
 
+from ._greenlets import driver_ident
 from ._options import Options, defaults
 from ._sites import current_site, enter_function, leave_function
 from .ledger._budget import Budget, enter_budget, leave_budget
@@ -87,8 +88,14 @@ class _OpenScopes:
                 del self._by_thread[ident]
 
     def elsewhere(self) -> bool:
-        """Whether a scope is open on another thread and none on this one."""
-        return bool(self.total) and threading.get_ident() not in self._by_thread
+        """Whether a scope is open on another thread and none on this one (the scopes of
+        sync `@deferrable` bodies, on the driver thread, do not count: other threads'
+        calls cannot be theirs)."""
+        if not self.total or threading.get_ident() in self._by_thread:
+            return False
+        driver = driver_ident()
+        with self._lock:
+            return any(ident != driver for ident in self._by_thread)
 
 
 open_scopes = _OpenScopes()

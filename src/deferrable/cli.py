@@ -149,7 +149,7 @@ def _run_emulator(args: argparse.Namespace) -> int:
         print(f"deferrable emulator listening on {url} (OpenAI base_url: {url}/v1)", flush=True)
 
     try:
-        with _sigterm_interrupts():
+        with _signals_interrupt():
             emulator.serve_forever(on_ready=announce)
     except OSError as error:
         print(f"deferrable emulator: cannot listen on {args.host}:{args.port}: {error}",
@@ -175,8 +175,12 @@ def _faults(args: argparse.Namespace) -> Faults:
 
 
 @contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """Within the block, SIGTERM stops the foreground server as Ctrl-C does."""
+def _signals_interrupt() -> Iterator[None]:
+    """Within the block, Ctrl-C (SIGINT) and SIGTERM stop the foreground server.
+
+    SIGINT is re-armed even if the process started with it ignored, as a shell's
+    background job does; asyncio then turns it into a clean shutdown.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -184,11 +188,13 @@ def _sigterm_interrupts() -> Iterator[None]:
     def interrupt(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
+    previous_term = signal.signal(signal.SIGTERM, interrupt)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, previous_term)
+        signal.signal(signal.SIGINT, previous_int)
 
 
 # -- argument types ------------------------------------------------------------------------

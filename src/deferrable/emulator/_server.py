@@ -78,6 +78,8 @@ class Emulator:
             ready.set()
             loop.run_forever()
             loop.run_until_complete(self._stop_site())
+            # Work still writing into the data directory (a batch's results) ends first.
+            loop.run_until_complete(loop.shutdown_default_executor())
             loop.close()
 
         self._thread = threading.Thread(target=run, name="deferrable-emulator", daemon=True)
@@ -99,7 +101,11 @@ class Emulator:
             shutil.rmtree(self.state.data_dir, ignore_errors=True)
 
     def __enter__(self) -> Emulator:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:  # no __exit__ follows: remove the temporary files here
+            self.close()
+            raise
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  traceback: TracebackType | None) -> None:

@@ -88,10 +88,11 @@ class TargetCache(Generic[T]):
     def __init__(self) -> None:
         self._targets: dict[Hashable, T] = {}
         self._lock = threading.Lock()
-        os.register_at_fork(after_in_child=self._forget)
+        os.register_at_fork(after_in_child=self.clear)
 
-    def _forget(self) -> None:
-        """In a forked child: the targets' clients hold the parent's connections."""
+    def clear(self) -> None:
+        """Forget every target (in a forked child, whose copies hold the parent's
+        connections)."""
         self._targets = {}
         self._lock = threading.Lock()
 
