@@ -66,7 +66,7 @@ async def test_wait_for_timeout_cancels_a_buffered_call(
     """`asyncio.wait_for` giving up on a buffered call cancels it: nothing is billed for it."""
     ask = asker(async_anthropic_client, **HELD)
     kept = (await buffered(ask, ["great"]))[0]
-    with pytest.raises(TimeoutError):
+    with pytest.raises(asyncio.TimeoutError):
         await asyncio.wait_for(ask("awful"), 0.2)
     await deferrable.aflush()
     assert await kept == "positive"

@@ -92,7 +92,7 @@ def test_result_timeout_is_exact(anthropic_client: anthropic.Anthropic) -> None:
     future = asker(anthropic_client, **HELD)("great")
     for wait in (future.result, future.exception):
         started = time.monotonic()
-        with pytest.raises(TimeoutError):
+        with pytest.raises(concurrent.futures.TimeoutError):
             wait(0.3)
         assert 0.3 <= time.monotonic() - started < 0.55
     deferrable.flush()
@@ -110,7 +110,7 @@ def test_waiting_inside_a_deferrable_call_suspends_it(anthropic_client: anthropi
         try:
             inner.result(timeout=0.2)
             timed_out = False
-        except TimeoutError:
+        except concurrent.futures.TimeoutError:
             timed_out = True
         deferrable.flush()
         return inner.result(), timed_out

@@ -68,3 +68,20 @@ def test_map_refuses_wrong_options() -> None:
     with pytest.raises(TypeError):
         deferrable.map(ran.append, [1, 2], max_batch=3)
     assert ran == []
+
+
+def test_map_inside_a_deferrable_function(anthropic_client: anthropic.Anthropic,
+                                          emulator: Emulator) -> None:
+    """`map` called from a sync @deferrable body suspends that body instead of blocking."""
+
+    def sentiment(review: str) -> str:
+        block = anthropic_client.messages.create(**message_request(f"Sentiment: {review}")).content[0]
+        assert block.type == "text"
+        return block.text
+
+    @deferrable.deferrable
+    def report(reviews: list[str]) -> str:
+        return ",".join(deferrable.map(sentiment, reviews))
+
+    assert report(["great", "awful"]).result(timeout=60) == "positive,negative"
+    assert emulator.stats()["batches"]["anthropic_batch_requests"] == 2

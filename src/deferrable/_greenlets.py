@@ -111,6 +111,11 @@ class TaskDeferred(Deferred[T]):
             return False
         task = self.task
         if task is not None:
+            # At once, so that a flush() right after this leaves the call out; the driver
+            # then unwinds the function.
+            waiting = task.waiting_on
+            if waiting is not None:
+                waiting.cancel()
             _driver().post(_Stop(task))
         return True
 

@@ -41,10 +41,14 @@ def map(function: Callable[[X], R], items: Iterable[X], /, *,
     # Nothing is submitted by age while the items start; `flush()` submits instead.
     run = deferrable(max_wait=_HELD, **options)(function)
     futures = [run(item) for item in items]
-    pending: set[concurrent.futures.Future[Any]] = set(futures)
-    while pending:
-        flush()
-        _, pending = concurrent.futures.wait(pending, timeout=max(pace, 0.01))
+    flush()
+    for future in futures:
+        while True:  # (`.exception()` suspends when `map` runs inside a @deferrable call)
+            try:
+                future.exception(timeout=max(pace, 0.01))
+                break
+            except concurrent.futures.TimeoutError:
+                flush()  # calls made after a first result: submitted `pace` after they came
     results: list[R | BaseException] = []
     for future in futures:
         error = future.exception()
