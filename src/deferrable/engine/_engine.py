@@ -26,12 +26,31 @@ from typing import Any, TypeVar
 from asyncio_throttle.throttler import Throttler
 
 from .._deferred import Deferred
-from .._errors import BatchSubmissionError, MissingResultError
+from .._errors import BatchSubmissionError, DeferrableError, MissingResultError
 from .._options import Options
 from ..journal import OPEN_STATES, BatchRecord, Journal, NullJournal, is_alive, journal_for, process_token
 from ._buffer import Buffer, GroupLimits
 from ._follow import Follow
-from ._retry import CREATE_ATTEMPTS, answered, backoff, retry_delay
+from ._lifecycle import (
+    READ_ATTEMPTS,
+    Act,
+    Action,
+    Created,
+    CreateFailed,
+    Done,
+    Event,
+    Found,
+    GiveUp,
+    Lifecycle,
+    LookupFailed,
+    NotFound,
+    Pace,
+    Polled,
+    PollFailed,
+    Rejected,
+    ResultsRead,
+)
+from ._retry import create_failure
 from ._settle import Settler
 from ._target import Call, RequestRejectedError, Target
 from ._work import belongs, plan_launch, resolve_from, serve
@@ -43,7 +62,6 @@ _BATCH_CALLS_PER_SECOND = 20
 _INBOX_DELAY = 0.01
 """Seconds the engine lets submissions accumulate before taking them: one wake-up per
 burst instead of one per call keeps the engine thread from contending for the GIL."""
-_RESULT_READ_ATTEMPTS = 3
 _EXIT_GRACE = 10.0
 _POLL_FAILURES_TOLERATED = 8
 
@@ -59,11 +77,11 @@ class Engine:
         self._buffer: Buffer[Call] = Buffer()
         self._timer: asyncio.TimerHandle | None = None
         self._throttler: Throttler | None = None
-        self._submitting: set[asyncio.Task[None]] = set()
+        self._submitting: set[asyncio.Task[Any]] = set()
         """Batches being planned and created."""
-        self._tracking: set[asyncio.Task[None]] = set()
+        self._tracking: set[asyncio.Task[Any]] = set()
         """Batches being followed to their end."""
-        self._finishing: set[asyncio.Task[None]] = set()
+        self._finishing: set[asyncio.Task[Any]] = set()
         """Batches whose results are being delivered (a subset of `_tracking`)."""
         self._follows: dict[tuple[Path | None, str], Follow] = {}
         self._creating: set[tuple[Path | None, str]] = set()
@@ -181,7 +199,7 @@ class Engine:
         if calls:
             self._spawn(self._submitting, self._run_batch(calls))
 
-    def _spawn(self, tasks: set[asyncio.Task[None]], work: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, tasks: set[asyncio.Task[Any]], work: Coroutine[Any, Any, Any]) -> None:
         assert self._loop is not None
         task = self._loop.create_task(work)
         tasks.add(task)
@@ -209,109 +227,151 @@ class Engine:
         if follow is None:
             return
         requests = {calls[i].custom_id or "": calls[i].body for i in plan.submit}
+        life = Lifecycle(_pace(options), started=time.monotonic())
         self._creating.add(follow.key)
         try:
-            batch_id = await self._create(follow, requests)
+            action = await self._carry_out(follow, life, life.start(), requests, until_created=True)
         finally:
             self._creating.discard(follow.key)
-        if batch_id is not None:
-            log.debug("submitted batch %s with %d requests", batch_id, len(requests))
-            self._spawn(self._tracking, self._track(follow, batch_id))
+        if isinstance(action, Act):  # the batch exists: followed by a task of its own
+            log.debug("submitted batch %s with %d requests", life.batch_id, len(requests))
+            self._spawn(self._tracking, self._carry_out(follow, life, action, requests))
 
-    async def _create(self, follow: Follow, pending: dict[str, Any]) -> str | None:
-        """Create the batch and record its id. A request the provider rejects fails alone
-        and the rest go again; a failure the provider answered with "try again" is
-        retried; a create call that got no answer is retried only once no batch was found
-        for it. Returns the batch id, or None."""
-        journal, token = follow.journal, follow.token
-        attempt = 0
-        while pending:
-            attempt += 1
-            try:
-                batch_id = await self._io(follow.target.submit, list(pending.items()), token)
-            except RequestRejectedError as rejected:
-                if rejected.custom_id in pending:
-                    del pending[rejected.custom_id]
-                    await self._record(journal.rejected, token, rejected.custom_id)
-                    _fail(follow.take(rejected.custom_id), rejected.error)
-                    attempt -= 1
-                    continue
-                error: BaseException = rejected.error
-            except BaseException as raised:
-                error = raised
+    # -- carrying out a batch's life ---------------------------------------------------
+
+    async def _carry_out(self, follow: Follow, life: Lifecycle, action: Action,
+                         pending: dict[str, Any], *, until_created: bool = False) -> Action:
+        """Do what `life` says for `follow`'s batch until it is done or gives up (or, with
+        `until_created`, until the batch exists); returns the last action."""
+        while isinstance(action, Act):
+            if until_created and life.batch_id is not None:
+                return action
+            if action.after > 0:
+                await asyncio.sleep(action.after)
+            if action.step == "create":
+                event = await self._create(follow, pending)
+            elif action.step == "look_for":
+                event = await self._look_for(follow, pending)
+            elif action.step == "poll":
+                event = await self._poll(follow, life)
             else:
-                await self._record(journal.submitted, token, batch_id)
-                return batch_id
-            retry = await self._after_failed_create(follow, error, attempt)
-            if isinstance(retry, str):
-                return retry
-            if retry is not None:
-                log.warning("creating batch %s failed (%r); trying again in %.1f s", token,
-                            error, retry)
-                await asyncio.sleep(retry)
-                continue
-            _fail([call for calls in follow.close().values() for call in calls], error)
-            self._forget(follow)
-            if not isinstance(error, Exception):
-                raise error
-            return None
-        self._forget(follow)
-        return None
+                event = await self._read(follow, life)
+            action = life.on(event, time.monotonic())
+            follow.batch_id = life.batch_id
+        await self._conclude(follow, life, action)
+        return action
 
-    async def _after_failed_create(self, follow: Follow, error: BaseException,
-                                   attempt: int) -> str | float | None:
-        """After a failed create call: the batch it made after all (its id, recorded),
-        seconds to wait before creating again, or None to give up."""
+    async def _create(self, follow: Follow, pending: dict[str, Any]) -> Event:
+        """Create the batch of the `pending` requests and record its id. A request the
+        provider rejects fails alone (the rest go again)."""
         journal, token = follow.journal, follow.token
-        if not isinstance(error, Exception):
-            return None  # interrupted: the journal keeps the batch as being created
-        if answered(error):
-            delay = retry_delay(error, attempt)
-            if delay is not None and attempt < CREATE_ATTEMPTS:
-                return delay
-        else:
-            try:
-                record = await self._local(journal.batch, token)
-                found = await self._recover(follow, record) if record is not None else None
-            except Exception:
-                log.warning("looking for batch %s after its create call failed did not work; "
-                            "a rerun looks again", token, exc_info=True)
-                return None
-            if found is not None:
-                await self._record(journal.submitted, token, found)
-                return found
-            if attempt < CREATE_ATTEMPTS:
-                return backoff(attempt)
-        await self._record(journal.failed, token)
-        return None
-
-    async def _track(self, follow: Follow, batch_id: str) -> None:
-        """Follow a batch to its end and hand each waiting call its result."""
-        target, options = follow.target, follow.options
-        follow.batch_id = batch_id
         try:
-            await self._wait_for_end(target, batch_id, options)
-            # From here on the batch is finishing: registered before any call is settled,
-            # so that `finish_cleanups()` after the last result still sees it.
+            batch_id = await self._io(follow.target.submit, list(pending.items()), token)
+        except RequestRejectedError as rejected:
+            if rejected.custom_id not in pending:
+                return self._create_failed(follow, rejected.error)
+            del pending[rejected.custom_id]
+            await self._record(journal.rejected, token, rejected.custom_id)
+            _fail(follow.take(rejected.custom_id), rejected.error)
+            return Rejected(len(pending))
+        except Exception as error:
+            return self._create_failed(follow, error)
+        except BaseException as interrupted:  # the journal keeps the batch as being created
+            _fail([call for calls in follow.close().values() for call in calls], interrupted)
+            self._forget(follow)
+            raise
+        await self._record(journal.submitted, token, batch_id)
+        follow.expected = len(pending)
+        return Created(batch_id)
+
+    @staticmethod
+    def _create_failed(follow: Follow, error: BaseException) -> CreateFailed:
+        follow.last_error = error
+        log.warning("creating batch %s failed (%r)", follow.token, error)
+        return create_failure(error)
+
+    async def _look_for(self, follow: Follow, pending: dict[str, Any]) -> Event:
+        """Look for the batch a create call without an answer may have made."""
+        journal, token = follow.journal, follow.token
+        try:
+            record = await self._local(journal.batch, token)
+            found = await self._recover(follow, record) if record is not None else None
+        except Exception:
+            log.warning("looking for batch %s after its create call failed did not work; "
+                        "a rerun looks again", token, exc_info=True)
+            return LookupFailed()
+        if found is None:
+            return NotFound()
+        await self._record(journal.submitted, token, found)
+        follow.expected = len(pending)
+        return Found(found)
+
+    async def _poll(self, follow: Follow, life: Lifecycle) -> Event:
+        """Whether the batch has ended; an ended batch is finishing from here on."""
+        try:
+            ended = await self._io(follow.target.poll, life.batch_id)
+        except Exception as error:
+            follow.last_error = error
+            log.warning("polling batch %s failed (%r); polling on until it answers",
+                        life.batch_id, error)
+            return PollFailed()
+        if ended:
+            # Registered before any call is settled, so that `finish_cleanups()` after the
+            # last result still sees it.
             task = asyncio.current_task()
             assert task is not None
             self._finishing.add(task)
             task.add_done_callback(self._finishing.discard)
-            await self._collect(follow, batch_id)
+        return Polled(ended)
+
+    async def _read(self, follow: Follow, life: Lifecycle) -> Event:
+        """Read the results stream, resolving each call as its line arrives (lines read
+        by an earlier pass are skipped)."""
+        broken = False
+        try:
+            await self._io(resolve_from, follow, life.batch_id)
         except Exception as error:
-            failure = BatchSubmissionError(
-                f"batch {batch_id} could not be followed to its end: {error!r}")
-            failure.__cause__ = error
-            await self._finish(follow, failure)
+            follow.last_error, broken = error, True
+            log.warning("reading the results of batch %s broke (%r)", life.batch_id, error)
+        missing = follow.missing_lines()
+        if missing:
+            log.warning("the results of batch %s are %d line(s) short; reading again",
+                        life.batch_id, missing)
+        return ResultsRead(missing, broken)
+
+    async def _conclude(self, follow: Follow, life: Lifecycle, action: Done | GiveUp) -> None:
+        """Deliver what is left and clean up (`Done`), or fail the calls still waiting."""
+        journal, token, batch_id = follow.journal, follow.token, life.batch_id
+        if isinstance(action, Done):
+            await self._record(journal.collected, token)
+            await self._finish(follow, MissingResultError(
+                f"batch {batch_id} ended without a result for this request"))
+            if follow.options.delete_files:
+                try:
+                    await self._io(follow.target.discard, batch_id)
+                except Exception as failed:
+                    log.warning("deleting the files of batch %s failed: %r", batch_id, failed)
             return
-        await self._record(follow.journal.collected, follow.token)
-        await self._finish(follow, MissingResultError(
-            f"batch {batch_id} ended without a result for this request"))
-        if options.delete_files:
-            try:
-                await self._io(target.discard, batch_id)
-            except Exception as error:
-                log.warning("deleting the files of batch %s failed: %r", batch_id, error)
+        error = follow.last_error
+        if not action.submitted:
+            if action.reason != "lookup_failed":
+                await self._record(journal.failed, token)
+            _fail([call for calls in follow.close().values() for call in calls],
+                  error or BatchSubmissionError(f"batch {token} could not be created"))
+            self._forget(follow)
+            return
+        failure: DeferrableError
+        if action.reason == "outage":
+            failure = BatchSubmissionError(
+                f"batch {batch_id} could not be followed to its end: polls failed until past "
+                f"its expiry ({error!r}); a rerun follows it again")
+        else:
+            failure = MissingResultError(
+                f"batch {batch_id} ended, but its results stayed incomplete after "
+                f"{READ_ATTEMPTS} reads ({follow.missing_lines()} line(s) missing); a rerun "
+                "reads them again, paying nothing twice")
+        failure.__cause__ = error
+        await self._finish(follow, failure)
 
     def _attach(self, journal: Journal | NullJournal, token: str, call: Call) -> None:
         """Make `call` wait on batch `token` (recorded earlier, perhaps by another
@@ -335,7 +395,9 @@ class Engine:
         if batch_id is None:
             await self._finish(follow, None)
             return
-        await self._track(follow, batch_id)
+        follow.batch_id = batch_id
+        life = Lifecycle(_pace(follow.options), started=time.monotonic(), batch_id=batch_id)
+        await self._carry_out(follow, life, life.start(), {})
 
     async def _recorded_batch_id(self, follow: Follow) -> str | None:
         """The id of batch `follow.token`, once known; None when that batch is over or
@@ -463,19 +525,6 @@ class Engine:
                 log.warning("polling batch %s failed; retrying", batch_id, exc_info=True)
             delay = min(delay * 1.5, options.max_poll_interval)
 
-    async def _collect(self, follow: Follow, batch_id: str) -> None:
-        """Read the results, resolving each call as its line arrives; a broken stream is
-        read again (what was already resolved is not waiting any more)."""
-        for attempt in range(1, _RESULT_READ_ATTEMPTS + 1):
-            try:
-                await self._io(resolve_from, follow, batch_id)
-                return
-            except Exception:
-                if attempt == _RESULT_READ_ATTEMPTS:
-                    raise
-                log.warning("reading results of batch %s failed; reading again", batch_id,
-                            exc_info=True)
-
     async def _io(self, function: Callable[..., T], *args: Any) -> T:
         """Run a provider call in a worker thread, within the rate limit."""
         assert self._throttler is not None
@@ -493,6 +542,10 @@ class Engine:
             await asyncio.to_thread(function, *args)
         except Exception:
             log.exception("writing the journal failed (%s)", getattr(function, "__name__", ""))
+
+
+def _pace(options: Options) -> Pace:
+    return Pace(options.poll_interval, options.max_poll_interval)
 
 
 def _left_behind(follow: Follow) -> str | None:

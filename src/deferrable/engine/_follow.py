@@ -22,6 +22,12 @@ class Follow:
         self.options = options
         self.batch_id: str | None = None
         """The provider's id of the batch, once known."""
+        self.expected: int | None = None
+        """How many requests the batch holds, when this process created it."""
+        self.read: set[str] = set()
+        """Custom ids whose result line has been read (a second pass skips them)."""
+        self.last_error: BaseException | None = None
+        """The latest failure of a call about this batch (create, poll or read)."""
         self._waiters: dict[str, list[Call]] = {}
         self._closed = False
         self._lock = threading.Lock()
@@ -50,6 +56,14 @@ class Follow:
         with self._lock:
             return sum(not call.future.done() for calls in self._waiters.values()
                        for call in calls)
+
+    def missing_lines(self) -> int:
+        """Result lines not read yet: of the batch's requests when their number is known,
+        else of the calls still waiting here."""
+        if self.expected is not None:
+            return max(0, self.expected - len(self.read))
+        with self._lock:
+            return len(self._waiters)
 
     def close(self) -> dict[str, list[Call]]:
         """Stop accepting calls; returns those still waiting."""

@@ -1,38 +1,32 @@
-"""When to create a batch again after its create call failed with an answer.
+"""What a failed batch create call says: whether the provider answered it (so no batch was
+made), and whether and when it may be made again.
 
 Batch create calls are made without the SDK's own retries, which would repeat a call
-whose answer was lost although the batch exists (paying twice). The engine retries
-itself: after an answer that says "try again" (the SDK's own rule: 408, 409, 429, 5xx, or
-``x-should-retry``), at once; after no answer at all, only once the batch was looked for
+whose answer was lost although the batch exists (paying twice). The engine's `Lifecycle`
+retries instead: after an answer that says "try again" (the SDK's own rule: 408, 409,
+429, 5xx, or ``x-should-retry``), and after no answer only once the batch was looked for
 and not found.
 """
 
 from __future__ import annotations
 
-import random
 from typing import Any
 
-CREATE_ATTEMPTS = 5
-_MAX_DELAY = 30.0
+from ._lifecycle import CreateFailed
+
+_MAX_RETRY_AFTER = 60.0
 
 
-def answered(error: BaseException) -> bool:
-    """Whether the provider answered the failed call (so no batch was created)."""
-    return getattr(error, "status_code", None) is not None
-
-
-def retry_delay(error: BaseException, attempt: int) -> float | None:
-    """Seconds to wait before creating again after `error` (an answered failure) on
-    attempt `attempt` (1-based); None when the answer says not to retry."""
+def create_failure(error: BaseException) -> CreateFailed:
+    """The `CreateFailed` event of a create call that raised `error`."""
     status = getattr(error, "status_code", None)
     if status is None:
-        return None
+        return CreateFailed(answered=False)
     headers: Any = getattr(getattr(error, "response", None), "headers", None) or {}
     should_retry = headers.get("x-should-retry")
-    if should_retry == "false" or (should_retry != "true" and status not in (408, 409, 429)
-                                   and status < 500):
-        return None
-    return _retry_after(headers) or backoff(attempt)
+    retryable = should_retry == "true" or (
+        should_retry != "false" and (status in (408, 409, 429) or status >= 500))
+    return CreateFailed(answered=True, retryable=retryable, retry_after=_retry_after(headers))
 
 
 def _retry_after(headers: Any) -> float | None:
@@ -45,11 +39,6 @@ def _retry_after(headers: Any) -> float | None:
             seconds = float(value) * scale
         except ValueError:
             continue
-        if 0 <= seconds <= 60:
+        if 0 <= seconds <= _MAX_RETRY_AFTER:
             return seconds
     return None
-
-
-def backoff(attempt: int) -> float:
-    """Seconds to wait before attempt `attempt` + 1: doubling from 0.5 s, capped, jittered."""
-    return min(_MAX_DELAY, 0.5 * 2.0 ** (attempt - 1)) * random.uniform(0.75, 1.0)

@@ -56,13 +56,23 @@ def resolve_from(follow: Follow, batch_id: str) -> None:
     reuse_for = follow.options.reuse_for
     lines = iter(target.results(batch_id))
     while True:
-        chunk = list(itertools.islice(lines, SETTLE_CHUNK))
+        chunk: list[tuple[str, Any]] = []
+        broken: Exception | None = None
+        try:  # the lines that came before a break are kept
+            chunk.extend(itertools.islice(lines, SETTLE_CHUNK))
+        except Exception as failure:
+            broken = failure
         if not chunk:
+            if broken is not None:
+                raise broken
             return
         records: list[tuple[str, Any, bool]] = []
         settlements: list[tuple[list[Call], Any, BaseException | None]] = []
-        spending: list[dict[str, Any]] = []
+        spending: list[tuple[str, dict[str, Any]]] = []
         for custom_id, line in chunk:
+            if custom_id in follow.read:
+                continue  # read by an earlier pass over a short stream
+            follow.read.add(custom_id)
             taken = follow.take(custom_id)
             calls = [call for call in taken if not call.future.done()]
             if calls:
@@ -74,9 +84,14 @@ def resolve_from(follow: Follow, batch_id: str) -> None:
             if spent is not None:
                 site = (calls[0].site if calls else
                         f"{taken[0].site} {CANCELLED}" if taken else UNCLAIMED)
-                spending.append(row_of(Spend(site, target.provider, spent[0], "batch", spent[1])))
+                spending.append((custom_id, row_of(Spend(site, target.provider, spent[0],
+                                                         "batch", spent[1]))))
         try:
-            journal.received(follow.token, records, reuse_for, merged(spending))
+            if follow.expected is None:  # a batch of an earlier run: lines it read count once
+                journal.received(follow.token, records, reuse_for, ledger_once=spending)
+            else:
+                journal.received(follow.token, records, reuse_for,
+                                 merged(row for _, row in spending))
         except JournalError:
             log.exception("recording results of batch %s in the journal failed; they are "
                           "delivered, but a rerun will not find them", batch_id)
@@ -85,6 +100,8 @@ def resolve_from(follow: Follow, batch_id: str) -> None:
             for call in calls:
                 settler.settle(call.future, value, error)
         settler.dispatch()
+        if broken is not None:
+            raise broken
 
 
 def belongs(target: Target, batch_id: str, journal: Journal | NullJournal, token: str) -> bool:

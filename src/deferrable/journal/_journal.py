@@ -212,13 +212,18 @@ class Journal:
     # -- results ---------------------------------------------------------------------
 
     def received(self, token: str, lines: list[tuple[str, Any, bool]], reuse_for: float,
-                 ledger: list[dict[str, Any]] | None = None) -> None:
+                 ledger: list[dict[str, Any]] | None = None, *,
+                 ledger_once: list[tuple[str, dict[str, Any]]] | None = None) -> None:
         """Record result lines of batch `token`: (custom_id, line or None when the
         request failed and was not paid, whether a caller is handed it now), with the
-        `ledger` rows of their spend. A delivered result is kept `reuse_for` seconds; an
-        undelivered one until it is collected."""
+        `ledger` rows of their spend; a `ledger_once` row (custom_id, row) counts only if
+        that line was not recorded before (a stream read again by a rerun). A delivered
+        result is kept `reuse_for` seconds; an undelivered one until it is collected."""
         now = time.time()
         with self._transaction() as cache:
+            if ledger_once:
+                ledger = [*(ledger or []), *(row for custom_id, row in ledger_once
+                                             if not self._has_result(cache, custom_id, token))]
             if ledger:
                 self._add_ledger(cache, ledger)
             for custom_id, line, delivered in lines:
@@ -236,6 +241,10 @@ class Journal:
                 self._write(cache, key, {"batch": token, "result": line, "received_at": now,
                                          "delivered": delivered},
                             expire=reuse_for if delivered else None)
+
+    def _has_result(self, cache: diskcache.Cache, custom_id: str, token: str) -> bool:
+        record = self._read(cache, _REQUEST + custom_id)
+        return record is not None and record.get("batch") == token and "result" in record
 
     def results(self, token: str, custom_ids: list[str], reuse_for: float) -> dict[str, Any]:
         """The result lines already received for these requests of batch `token`, marked
@@ -465,7 +474,8 @@ class NullJournal:
         return False
 
     def received(self, token: str, lines: list[tuple[str, Any, bool]], reuse_for: float,
-                 ledger: list[dict[str, Any]] | None = None) -> None:
+                 ledger: list[dict[str, Any]] | None = None, *,
+                 ledger_once: list[tuple[str, dict[str, Any]]] | None = None) -> None:
         """Nothing to record."""
 
     def add_ledger(self, rows: list[dict[str, Any]]) -> None:
