@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import math
 import re
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ import pytest
 
 import deferrable
 from deferrable import Options
-from deferrable._options import defaults, reset_defaults
+from deferrable._options import _RULES, deadline_at, defaults, reset_defaults
 from deferrable._scope import active_options
 
 WRONG_TYPES: list[tuple[str, Any, str]] = [
@@ -26,8 +28,20 @@ WRONG_TYPES: list[tuple[str, Any, str]] = [
     ("max_wait", False, "max_wait must be a number of seconds, not bool (False)"),
     ("poll_interval", "1", "poll_interval must be a number of seconds, not str ('1')"),
     ("max_poll_interval", None, "max_poll_interval must be a number of seconds, not NoneType (None)"),
-    ("deadline", "60", "deadline must be None or a number of seconds, not str ('60')"),
-    ("deadline", True, "deadline must be None or a number of seconds, not bool (True)"),
+    ("deadline", "60", "deadline must be None, a number of seconds or an aware datetime, not str ('60')"),
+    ("deadline", True, "deadline must be None, a number of seconds or an aware datetime, not bool (True)"),
+    ("deadline", datetime.date(2026, 12, 3),
+     "deadline must be None, a number of seconds or an aware datetime, "
+     "not date (datetime.date(2026, 12, 3))"),
+    ("rescue_margin", "120", "rescue_margin must be a number of seconds, not str ('120')"),
+    ("rescue_margin", None, "rescue_margin must be a number of seconds, not NoneType (None)"),
+    ("on_deadline", None, "on_deadline must be 'live' or 'raise', not NoneType (None)"),
+    ("on_deadline", True, "on_deadline must be 'live' or 'raise', not bool (True)"),
+    ("max_retries", "3", "max_retries must be None or an int, not str ('3')"),
+    ("max_retries", 2.0, "max_retries must be None or an int, not float (2.0)"),
+    ("max_retries", False, "max_retries must be None or an int, not bool (False)"),
+    ("lane", 1, "lane must be 'batch', 'flex' or 'auto', not int (1)"),
+    ("lane", b"flex", "lane must be 'batch', 'flex' or 'auto', not bytes (b'flex')"),
     ("store", 3, "store must be None, a str or an os.PathLike, not int (3)"),
     ("store", b"/tmp/j", "store must be None, a str or an os.PathLike, not bytes (b'/tmp/j')"),
     ("journal", 1, "journal must be True or False, not int (1)"),
@@ -51,6 +65,16 @@ WRONG_RANGES: list[tuple[str, Any, str]] = [
     ("max_poll_interval", -0.5, "max_poll_interval must be greater than 0, not -0.5"),
     ("deadline", 0, "deadline must be greater than 0, not 0"),
     ("deadline", math.inf, "deadline must be finite, not inf"),
+    ("deadline", datetime.datetime(2026, 12, 3, 6),
+     "deadline must be an aware datetime (with tzinfo), not a naive one: 2026-12-03T06:00:00"),
+    ("rescue_margin", -1, "rescue_margin must be at least 0, not -1"),
+    ("rescue_margin", math.inf, "rescue_margin must be finite, not inf"),
+    ("rescue_margin", math.nan, "rescue_margin must be a number of seconds, not nan"),
+    ("on_deadline", "fail", "on_deadline must be 'live' or 'raise', not 'fail'"),
+    ("on_deadline", "Live", "on_deadline must be 'live' or 'raise', not 'Live'"),
+    ("max_retries", -1, "max_retries must be at least 0, not -1"),
+    ("lane", "fast", "lane must be 'batch', 'flex' or 'auto', not 'fast'"),
+    ("lane", "", "lane must be 'batch', 'flex' or 'auto', not ''"),
     ("store", "", "store must be a non-empty path, not ''"),
     ("reuse_for", -1, "reuse_for must be at least 0, not -1"),
     ("reuse_for", math.nan, "reuse_for must be a number of seconds, not nan"),
@@ -61,7 +85,8 @@ FLAGS = {"journal", "dedupe", "delete_files", "defer_streams", "strict"}
 
 VALID: dict[str, Any] = {
     "max_batch_size": 1, "max_batch_bytes": 1, "max_wait": 0, "poll_interval": 0.01,
-    "max_poll_interval": 0.001, "deadline": 3600, "store": "journal-dir", "journal": False,
+    "max_poll_interval": 0.001, "deadline": 3600, "rescue_margin": 0, "on_deadline": "raise",
+    "max_retries": 0, "lane": "auto", "store": "journal-dir", "journal": False,
     "reuse_for": math.inf, "dedupe": True, "delete_files": False, "defer_streams": False,
     "strict": True,
 }
@@ -139,6 +164,16 @@ def test_configure_refuses_and_keeps_the_defaults() -> None:
     assert defaults() is before
 
 
+@pytest.mark.parametrize(("name", "value", "message"), WRONG_TYPES + WRONG_RANGES,
+                         ids=_ids(WRONG_TYPES + WRONG_RANGES))
+def test_configure_refuses_every_bad_value(name: str, value: Any, message: str) -> None:
+    """configure(option=bad) raises the option's own error and leaves the defaults as they were."""
+    before = defaults()
+    with pytest.raises((TypeError, ValueError), match=f"^{re.escape(message)}$"):
+        deferrable.configure(**{name: value})
+    assert defaults() is before
+
+
 ENVIRONMENT: list[tuple[str, str, str]] = [
     ("MAX_WAIT", "-1", "DEFERRABLE_MAX_WAIT=-1: max_wait must be at least 0, not -1.0"),
     ("MAX_WAIT", "nan", "DEFERRABLE_MAX_WAIT=nan: max_wait must be a number of seconds, not nan"),
@@ -150,6 +185,27 @@ ENVIRONMENT: list[tuple[str, str, str]] = [
     ("MAX_BATCH_SIZE", "0", "DEFERRABLE_MAX_BATCH_SIZE=0: max_batch_size must be at least 1, not 0"),
     ("MAX_BATCH_BYTES", "1.5", "DEFERRABLE_MAX_BATCH_BYTES=1.5: max_batch_bytes must be an int, not '1.5'"),
     ("DEADLINE", "0", "DEFERRABLE_DEADLINE=0: deadline must be greater than 0, not 0.0"),
+    ("DEADLINE", "-5", "DEFERRABLE_DEADLINE=-5: deadline must be greater than 0, not -5.0"),
+    ("DEADLINE", "inf", "DEFERRABLE_DEADLINE=inf: deadline must be finite, not inf"),
+    ("DEADLINE", "tomorrow",
+     "DEFERRABLE_DEADLINE=tomorrow: deadline must be a number of seconds or an ISO 8601 timestamp "
+     "with an offset (2026-12-03T06:00:00+00:00), not 'tomorrow'"),
+    ("DEADLINE", "2026-12-03T06:00:00",
+     "DEFERRABLE_DEADLINE=2026-12-03T06:00:00: deadline must be an aware datetime (with tzinfo), "
+     "not a naive one: 2026-12-03T06:00:00"),
+    ("DEADLINE", "2026-13-03T06:00:00Z",
+     "DEFERRABLE_DEADLINE=2026-13-03T06:00:00Z: deadline must be a number of seconds or an ISO 8601 "
+     "timestamp with an offset (2026-12-03T06:00:00+00:00), not '2026-13-03T06:00:00Z'"),
+    ("RESCUE_MARGIN", "-1", "DEFERRABLE_RESCUE_MARGIN=-1: rescue_margin must be at least 0, not -1.0"),
+    ("RESCUE_MARGIN", "inf", "DEFERRABLE_RESCUE_MARGIN=inf: rescue_margin must be finite, not inf"),
+    ("RESCUE_MARGIN", "2m",
+     "DEFERRABLE_RESCUE_MARGIN=2m: rescue_margin must be a number of seconds, not '2m'"),
+    ("ON_DEADLINE", "fail",
+     "DEFERRABLE_ON_DEADLINE=fail: on_deadline must be 'live' or 'raise', not 'fail'"),
+    ("MAX_RETRIES", "-1", "DEFERRABLE_MAX_RETRIES=-1: max_retries must be at least 0, not -1"),
+    ("MAX_RETRIES", "2.5", "DEFERRABLE_MAX_RETRIES=2.5: max_retries must be an int, not '2.5'"),
+    ("MAX_RETRIES", "none", "DEFERRABLE_MAX_RETRIES=none: max_retries must be an int, not 'none'"),
+    ("LANE", "fast", "DEFERRABLE_LANE=fast: lane must be 'batch', 'flex' or 'auto', not 'fast'"),
     ("REUSE_FOR", "-1", "DEFERRABLE_REUSE_FOR=-1: reuse_for must be at least 0, not -1.0"),
     ("REUSE_FOR", "NaN", "DEFERRABLE_REUSE_FOR=NaN: reuse_for must be a number of seconds, not nan"),
     ("JOURNAL", "maybe",
@@ -230,3 +286,155 @@ def test_store_path_is_kept_as_given(tmp_path: Path) -> None:
     store = tmp_path / "journal"
     assert Options(store=store).store is store
     assert Options().replace(store=store).store == store
+
+
+def test_environment_reads_the_new_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DEFERRABLE_RESCUE_MARGIN/ON_DEADLINE/MAX_RETRIES/LANE are read; words stripped, any case."""
+    monkeypatch.setenv("DEFERRABLE_RESCUE_MARGIN", "0")
+    monkeypatch.setenv("DEFERRABLE_ON_DEADLINE", " Raise ")
+    monkeypatch.setenv("DEFERRABLE_MAX_RETRIES", "0")
+    monkeypatch.setenv("DEFERRABLE_LANE", "FLEX")
+    reset_defaults()
+    options = defaults()
+    assert (options.rescue_margin, options.on_deadline, options.max_retries, options.lane) == (
+        0.0, "raise", 0, "flex")
+
+
+def test_new_options_defaults() -> None:
+    """Without configuration: rescue 120 s before the deadline, live, the client's retries, batch."""
+    options = Options()
+    assert (options.deadline, options.rescue_margin, options.on_deadline, options.max_retries,
+            options.lane) == (None, 120.0, "live", None, "batch")
+
+
+@pytest.mark.parametrize("name", ["on_deadline", "lane"])
+def test_choices_accept_exactly_their_literal_values(name: str) -> None:
+    """A Literal option accepts each value its annotation names, and its rule names those values."""
+    allowed = typing.get_args(typing.get_type_hints(Options)[name])
+    assert allowed
+    for value in allowed:
+        assert getattr(Options(**{name: value}), name) == value
+        assert repr(value) in _RULES[name].expected
+    assert _RULES[name].expected.count("'") == 2 * len(allowed)
+
+
+def test_max_retries_none_is_the_default_and_accepted() -> None:
+    """max_retries=None (the client's own) and any int >= 0 are accepted."""
+    assert Options(max_retries=None).max_retries is None
+    assert Options().replace(max_retries=5).max_retries == 5
+
+
+PARIS = datetime.timezone(datetime.timedelta(hours=1), "CET")
+
+
+def test_aware_datetime_deadline_is_accepted_and_hashes() -> None:
+    """An aware datetime deadline (even a past one) is kept as given, and Options still hash."""
+    at = datetime.datetime(2026, 12, 3, 6, tzinfo=datetime.timezone.utc)
+    options = Options(deadline=at)
+    assert options.deadline is at
+    assert Options().replace(deadline=at) == options
+    assert hash(Options().replace(deadline=at)) == hash(options)
+    past = datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc)
+    assert Options(deadline=past).deadline == past
+    with deferrable.scope(deadline=at) as scoped:
+        assert scoped.deadline == at
+
+
+def test_replace_keeps_the_zone_of_an_equal_instant() -> None:
+    """replace() after an equal instant in another zone keeps the zone given, not the cached one."""
+    utc = datetime.datetime(2026, 12, 3, 6, tzinfo=datetime.timezone.utc)
+    paris = utc.astimezone(PARIS)
+    assert utc == paris
+    assert Options().replace(deadline=utc).deadline.tzinfo is datetime.timezone.utc
+    assert Options().replace(deadline=paris).deadline.tzinfo is PARIS
+
+
+def test_naive_datetime_deadline_is_refused_everywhere() -> None:
+    """A naive datetime deadline is a ValueError in Options, replace, scope, @deferrable, configure."""
+    naive = datetime.datetime(2026, 12, 3, 6, 30)
+    message = "deadline must be an aware datetime (with tzinfo), not a naive one: 2026-12-03T06:30:00"
+    before = defaults()
+    for make in (Options, Options().replace, deferrable.scope, deferrable.deferrable,
+                 deferrable.configure):
+        with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+            make(deadline=naive)
+    assert defaults() is before
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("2026-12-03T06:00:00Z", datetime.datetime(2026, 12, 3, 6, tzinfo=datetime.timezone.utc)),
+    ("2026-12-03T06:00:00z", datetime.datetime(2026, 12, 3, 6, tzinfo=datetime.timezone.utc)),
+    ("2026-12-03T06:00:00+00:00", datetime.datetime(2026, 12, 3, 6, tzinfo=datetime.timezone.utc)),
+    ("2026-12-03T07:00:00+01:00", datetime.datetime(2026, 12, 3, 6, tzinfo=datetime.timezone.utc)),
+    (" 2026-12-03T06:00:00.250000Z ",
+     datetime.datetime(2026, 12, 3, 6, 0, 0, 250_000, tzinfo=datetime.timezone.utc)),
+])
+def test_environment_deadline_reads_an_iso_timestamp(monkeypatch: pytest.MonkeyPatch, raw: str,
+                                                      expected: datetime.datetime) -> None:
+    """DEFERRABLE_DEADLINE reads an ISO 8601 timestamp with Z or an offset as an aware datetime."""
+    monkeypatch.setenv("DEFERRABLE_DEADLINE", raw)
+    reset_defaults()
+    deadline = defaults().deadline
+    assert isinstance(deadline, datetime.datetime)
+    assert deadline.utcoffset() is not None
+    assert deadline == expected
+
+
+def test_environment_deadline_keeps_the_offset_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DEFERRABLE_DEADLINE with +01:00 keeps that offset (the same instant as 06:00 UTC)."""
+    monkeypatch.setenv("DEFERRABLE_DEADLINE", "2026-12-03T07:00:00+01:00")
+    reset_defaults()
+    deadline = defaults().deadline
+    assert isinstance(deadline, datetime.datetime)
+    assert deadline.utcoffset() == datetime.timedelta(hours=1)
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("90", 90.0), ("0.5", 0.5), (" 1e3 ", 1000.0)])
+def test_environment_deadline_reads_seconds(monkeypatch: pytest.MonkeyPatch, raw: str,
+                                            expected: float) -> None:
+    """DEFERRABLE_DEADLINE as a number is seconds, read as a float."""
+    monkeypatch.setenv("DEFERRABLE_DEADLINE", raw)
+    reset_defaults()
+    deadline = defaults().deadline
+    assert type(deadline) is float
+    assert deadline == expected
+
+
+def test_deadline_at_none_is_none() -> None:
+    """No deadline has no deadline time."""
+    assert deadline_at(None, 1_000.0) is None
+
+
+def test_deadline_at_seconds_count_from_the_call() -> None:
+    """A deadline in seconds is that many seconds after the call was made, int or float."""
+    assert deadline_at(60, 1_000.0) == 1_060.0
+    assert deadline_at(0.5, 1_000.0) == 1_000.5
+    assert deadline_at(60.0, 2_000.0) == 2_060.0
+
+
+def test_deadline_at_an_aware_datetime_is_its_instant_for_every_call() -> None:
+    """An aware datetime deadline is its own epoch time, whenever the call was made, in any zone."""
+    at = datetime.datetime(2026, 12, 3, 6, tzinfo=datetime.timezone.utc)
+    epoch = 1_796_277_600.0  # 2026-12-03T06:00:00Z
+    assert deadline_at(at, 0.0) == epoch
+    assert deadline_at(at, 1_800_000_000.0) == epoch  # a call made after it: still that instant
+    assert deadline_at(at.astimezone(PARIS), 5.0) == epoch
+
+
+def test_deadline_at_refuses_a_naive_datetime() -> None:
+    """A naive datetime has no instant of its own: deadline_at() refuses it rather than guess."""
+    with pytest.raises(ValueError, match="deadline must be an aware datetime"):
+        deadline_at(datetime.datetime(2026, 12, 3, 6), 0.0)
+
+
+def test_deadline_at_a_huge_int_is_never() -> None:
+    """An int deadline too large for a float (accepted by Options) is an infinite deadline time."""
+    huge = 10**400
+    assert Options(deadline=huge).deadline == huge
+    assert deadline_at(huge, 1_000.0) == math.inf
+
+
+def test_deadline_exceeded_error_is_exported() -> None:
+    """DeadlineExceededError is a DeferrableError exported from deferrable."""
+    assert issubclass(deferrable.DeadlineExceededError, deferrable.DeferrableError)
+    assert "DeadlineExceededError" in deferrable.__all__

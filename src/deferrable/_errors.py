@@ -48,6 +48,11 @@ class BudgetExceededError(DeferrableError):
     made, and nothing was submitted for it."""
 
 
+class DeadlineExceededError(DeferrableError):
+    """A call's batch had not ended by the call's deadline (less `rescue_margin`), in a
+    scope with ``on_deadline="raise"``: no live call was made for it."""
+
+
 class LiveCallError(DeferrableError):
     """A call inside a ``strict=True`` scope would have gone live (at full price); it was
     not made. The message names the call site and the reason."""

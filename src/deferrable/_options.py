@@ -4,6 +4,7 @@ overridden per scope (`@deferrable(max_wait=...)`, `scope(...)`)."""
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import functools
 import math
 import os
@@ -11,7 +12,7 @@ import reprlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 
 @dataclass(frozen=True)
@@ -28,8 +29,26 @@ class Options:
     """Seconds before the first poll of a batch; later polls back off (x1.5, jittered)."""
     max_poll_interval: float = 60.0
     """The ceiling of the poll backoff."""
-    deadline: float | None = None
-    """Seconds a call may wait for its batch; None waits as long as the provider does (24 h)."""
+    deadline: float | datetime.datetime | None = None
+    """How long a call may wait for its batch: a number of seconds from when the call is made,
+    or an aware `datetime.datetime` (an absolute deadline, the same for every call; a naive
+    one is refused). None waits as long as the provider does (24 h). `deadline_at()` turns
+    either into an epoch time."""
+    rescue_margin: float = 120.0
+    """Seconds before a call's deadline at which its unfinished batch is cancelled and the
+    requests still without a result are rescued as `on_deadline` says."""
+    on_deadline: Literal["live", "raise"] = "live"
+    """What a call whose deadline comes before its batch ends gets: ``"live"`` makes it live,
+    at full price; ``"raise"`` raises `DeadlineExceededError`, with no live call."""
+    max_retries: int | None = None
+    """How many times a request whose batch result was transient (its batch expired or was
+    cancelled by someone else; a 429, 500 or 529, ``overloaded_error`` or ``api_error``) is
+    resubmitted in a later batch before that result is raised. None is the client's own
+    ``max_retries`` (2 by default in the SDKs)."""
+    lane: Literal["batch", "flex", "auto"] = "batch"
+    """Where deferred calls go: ``"batch"`` (the providers' batch APIs), ``"flex"``
+    (OpenAI's flex processing, ``service_tier="flex"``) or ``"auto"`` (deferrable chooses
+    per request)."""
     store: str | None = None
     """The journal's directory; None is the per-user default
     (``$XDG_STATE_HOME/deferrable/journal``, else ``~/.local/state/deferrable/journal``).
@@ -67,8 +86,10 @@ class Options:
         """
         if not changes:
             return self
-        # The key holds each value's type: 1 == 1.0 == True, but only 1 is a valid count.
-        key = tuple((name, type(value), value) for name, value in sorted(changes.items()))
+        # The key holds each value's type: 1 == 1.0 == True, but only 1 is a valid count;
+        # and a datetime's zone: the same instant in another zone is equal, but kept as given.
+        key = tuple((name, type(value), value, _zone(value))
+                    for name, value in sorted(changes.items()))
         try:
             hash(key)
         except TypeError:
@@ -86,9 +107,35 @@ def _replace(options: Options, changes: dict[str, Any]) -> Options:
     return dataclasses.replace(options, **changes)
 
 
+def _zone(value: object) -> object:
+    """A datetime's tzinfo and fold (what equality ignores), for `replace()`'s cache key."""
+    if isinstance(value, datetime.datetime):
+        return value.tzinfo, value.fold
+    return None
+
+
 @functools.lru_cache(maxsize=512)
-def _replaced(options: Options, changes: tuple[tuple[str, type, Any], ...]) -> Options:
-    return _replace(options, {name: value for name, _, value in changes})
+def _replaced(options: Options, changes: tuple[tuple[str, type, Any, object], ...]) -> Options:
+    return _replace(options, {name: value for name, _, value, _ in changes})
+
+
+def deadline_at(deadline: float | datetime.datetime | None, made_at: float) -> float | None:
+    """The epoch time (seconds, as `time.time()`) at which a call made at epoch `made_at`
+    reaches `deadline` (an `Options.deadline`); None for no deadline.
+
+    Seconds count from `made_at`; an aware datetime is the same instant for every call.
+    A naive datetime is a ValueError (its instant depends on the local zone).
+    """
+    if deadline is None:
+        return None
+    if isinstance(deadline, datetime.datetime):
+        if deadline.utcoffset() is None:
+            raise ValueError(_naive("deadline", deadline))
+        return deadline.timestamp()
+    try:
+        return made_at + deadline
+    except OverflowError:  # an int of seconds too large for a float: never
+        return math.inf
 
 
 def _shown(value: object) -> str:
@@ -125,14 +172,48 @@ def _seconds(*, positive: bool, finite: bool = True) -> Callable[[str, object], 
 _positive_seconds = _seconds(positive=True)
 
 
+def _naive(name: str, value: datetime.datetime) -> str:
+    """The message refusing a naive datetime."""
+    return f"{name} must be an aware datetime (with tzinfo), not a naive one: {value.isoformat()}"
+
+
 def _deadline(name: str, value: object) -> None:
-    """None, or a finite number of seconds > 0."""
+    """None, a finite number of seconds > 0, or an aware datetime (any instant: whether it
+    has passed is the engine's to judge, when a call is made)."""
     if value is None:
         return
-    # An aware datetime (an absolute deadline) is to be accepted here; not yet.
+    if isinstance(value, datetime.datetime):
+        if value.utcoffset() is None:
+            raise ValueError(_naive(name, value))
+        return
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be None or a number of seconds, not {_shown(value)}")
+        raise TypeError(f"{name} must be None, a number of seconds or an aware datetime, "
+                        f"not {_shown(value)}")
     _positive_seconds(name, value)
+
+
+def _seconds_or_timestamp(raw: str) -> float | datetime.datetime:
+    """A number of seconds, else an ISO 8601 timestamp (``2026-12-03T06:00:00+00:00``; a
+    final ``Z`` too, which `datetime.fromisoformat` refuses before 3.11); a ValueError when
+    neither. A timestamp without an offset parses (naive), for the check to refuse."""
+    text = raw.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    if text[-1:] in ("Z", "z"):
+        text = text[:-1] + "+00:00"
+    return datetime.datetime.fromisoformat(text)
+
+
+def _retries(name: str, value: object) -> None:
+    """None, or an int (not a bool) of at least 0."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be None or an int, not {_shown(value)}")
+    if value < 0:
+        raise ValueError(f"{name} must be at least 0, not {reprlib.repr(value)}")
 
 
 def _store(name: str, value: object) -> None:
@@ -182,13 +263,41 @@ class _Rule(NamedTuple):
 _COUNT = _Rule(_count, int, "an int")
 _FLAG = _Rule(_flag, _boolean, "one of 1/true/yes/on or 0/false/no/off")
 
+
+def _choice(*allowed: str) -> _Rule:
+    """The rule of a str option taking one of `allowed` (its Literal type's values); the
+    environment's text is read stripped, in any case."""
+    *first, last = (repr(word) for word in allowed)
+    expected = f"{', '.join(first)} or {last}"
+
+    def check(name: str, value: object) -> None:
+        if not isinstance(value, str):
+            raise TypeError(f"{name} must be {expected}, not {_shown(value)}")
+        if value not in allowed:
+            raise ValueError(f"{name} must be {expected}, not {reprlib.repr(value)}")
+
+    def parse(raw: str) -> str:
+        word = raw.strip().lower()
+        if word not in allowed:
+            raise ValueError(raw)
+        return word
+
+    return _Rule(check, parse, expected)
+
+
 _RULES: dict[str, _Rule] = {
     "max_batch_size": _COUNT,
     "max_batch_bytes": _COUNT,
     "max_wait": _Rule(_seconds(positive=False), float, "a number of seconds"),
     "poll_interval": _Rule(_positive_seconds, float, "a number of seconds"),
     "max_poll_interval": _Rule(_positive_seconds, float, "a number of seconds"),
-    "deadline": _Rule(_deadline, float, "a number of seconds"),
+    "deadline": _Rule(_deadline, _seconds_or_timestamp,
+                      "a number of seconds or an ISO 8601 timestamp with an offset "
+                      "(2026-12-03T06:00:00+00:00)"),
+    "rescue_margin": _Rule(_seconds(positive=False), float, "a number of seconds"),
+    "on_deadline": _choice("live", "raise"),
+    "max_retries": _Rule(_retries, int, "an int"),
+    "lane": _choice("batch", "flex", "auto"),
     "store": _Rule(_store, str, "a path"),
     "journal": _FLAG,
     "reuse_for": _Rule(_seconds(positive=False, finite=False), float, "a number of seconds"),
