@@ -6,11 +6,12 @@ judge the library honestly.
 """
 
 from ._cache import CacheUse
-from ._config import Faults, Hold, HttpFault, Limits, Quirks
+from ._config import FLEX_MODELS, Faults, Hold, HttpFault, Limits, Quirks
 from ._responder import Prompt, Responder, count_tokens, default_responder
 from ._server import Emulator
 
 __all__ = [
+    "FLEX_MODELS",
     "CacheUse",
     "Emulator",
     "Faults",

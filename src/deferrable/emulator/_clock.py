@@ -46,3 +46,15 @@ class Clock:
         finally:
             with self._lock:
                 self._listeners.remove(entry)
+
+    async def sleep_until_or(self, deadline: float, event: asyncio.Event) -> bool:
+        """`sleep_until(deadline)`, cut short when `event` is set; True if it was."""
+        sleeper = asyncio.ensure_future(self.sleep_until(deadline))
+        setter = asyncio.ensure_future(event.wait())
+        try:
+            await asyncio.wait({sleeper, setter}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sleeper, setter):
+                task.cancel()
+            await asyncio.gather(sleeper, setter, return_exceptions=True)
+        return event.is_set()

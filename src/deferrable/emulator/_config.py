@@ -8,6 +8,19 @@ from typing import Literal
 
 MIB = 1024 * 1024
 DAY = 86_400.0
+FLEX_MODELS = frozenset({
+    # OpenAI's flex-processing guide at launch (2025-04-17): o3 and o4-mini only.
+    "o3", "o4-mini",
+    # The pricing page's flex column from 2025-08 (third-party copies of it list these).
+    "gpt-5", "gpt-5-mini", "gpt-5-nano",
+    # Reported accepted by /v1/responses in 2026 (openai/codex#31562, #37813).
+    "gpt-5.5", "gpt-5.6-sol", "gpt-5.6-terra", "gpt-5.6-luna",
+    # ⚠ Not verified: the GPT-6 models this project tests with, assumed to offer flex as
+    # every flagship family since GPT-5 has. Pass `flex_models` to choose otherwise.
+    "gpt-6-sol", "gpt-6-luna", "gpt-6.1-sol", "gpt-6.2-sol", "gpt-6.2-luna"})
+"""Models that offer flex processing (``service_tier: "flex"``), each with its dated
+snapshots (``o3-2025-04-16``). The specs in shared/specs do not list them: the flex guide
+says only that "supported models are listed on the pricing page"."""
 
 
 @dataclass
@@ -71,6 +84,9 @@ class Faults:
     error_rate: float = 0.0
     error_rate_status: int = 500
     seed: int = 0
+    flex_unavailable_rate: float = 0.0
+    """Share of live flex requests (``service_tier: "flex"``) refused with OpenAI's
+    429 "Resource Unavailable", chosen deterministically from `seed` (a retry may pass)."""
     expire_batches: bool = False
     """Batches expire when their latency ends instead of completing."""
     expire_completed_fraction: float = 0.0
@@ -126,6 +142,10 @@ class Quirks:
     openai_cancelled_error_code: str = "batch_cancelled"
     """Error-file code for requests of a cancelled batch that never ran."""
     openai_cancel_terminal_status: int = 400
+    openai_response_cancel_terminal_status: int = 400
+    """Status for cancelling a background response that already ended (completed, failed,
+    incomplete); one already cancelled is answered as it is (the background guide:
+    "Cancelling twice is idempotent")."""
     openai_unrun_count_as_failed: bool = True
     """Requests that never ran (expired / cancelled) count in `request_counts.failed`."""
     openai_output_filename: str = "batch_{batch_id}_output.jsonl"

@@ -1,24 +1,21 @@
-"""OpenAI's routes: live Chat Completions, Responses and Embeddings, Files and Batches."""
+"""OpenAI's routes: live Chat Completions, Responses (background ones included) and
+Embeddings, Files and Batches."""
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import json
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from ._http import json_response, read_json_object, send_events
+from ._http import read_json_object
 from ._openai_batches import BatchRoutes
 from ._openai_files import FileRoutes, FileStore
-from ._openai_generate import CHAT, EMBEDDINGS, RESPONSES, serve
-from ._openai_stream import stream_events
+from ._openai_generate import CHAT, EMBEDDINGS, RESPONSES
+from ._openai_live import MAX_LIVE_BYTES, answer, serve_live
+from ._openai_responses import ResponseRoutes
 from ._state import EmulatorState
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-MAX_LIVE_BYTES = 32 * 1024 * 1024
 
 
 def routes(state: EmulatorState) -> list[web.RouteDef]:
@@ -26,9 +23,12 @@ def routes(state: EmulatorState) -> list[web.RouteDef]:
     files = FileStore(state)
     file_routes = FileRoutes(state, files)
     batches = BatchRoutes(state, files)
+    responses = ResponseRoutes(state)
     table: list[tuple[str, str, Handler]] = [
         ("POST", CHAT, live_handler(state, CHAT)),
-        ("POST", RESPONSES, live_handler(state, RESPONSES)),
+        ("POST", RESPONSES, responses.create),
+        ("GET", RESPONSES + "/{response_id}", responses.retrieve),
+        ("POST", RESPONSES + "/{response_id}/cancel", responses.cancel),
         ("POST", EMBEDDINGS, live_handler(state, EMBEDDINGS)),
         ("POST", "/v1/files", file_routes.upload),
         ("GET", "/v1/files", file_routes.listing),
@@ -53,12 +53,7 @@ def live_handler(state: EmulatorState, endpoint: str) -> Handler:
 
     async def handle(request: web.Request) -> web.StreamResponse:
         body = await read_json_object(request, MAX_LIVE_BYTES)
-        digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-        retry = request.headers.get("x-stainless-retry-count", "0")
-        served = await asyncio.to_thread(serve, state, endpoint, body, mode="live",
-                                         fail_key=f"live:{digest}:{retry}")
-        if body.get("stream") is True:
-            return await send_events(request, stream_events(endpoint, served.body, body))
-        return json_response(served.body)
+        return await answer(request, endpoint, await serve_live(request, state, endpoint, body),
+                            body)
 
     return handle

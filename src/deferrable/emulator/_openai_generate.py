@@ -1,9 +1,10 @@
-"""The one code path that answers an OpenAI request, live or as a batch line.
+"""The one code path that answers an OpenAI request, live, in the background or as a
+batch line.
 
 `serve()` checks the body as the endpoint does, applies the per-request faults, asks the
 responder for the text, works out usage (prompt caching included) and bills it. The live
-handlers and the batch processor both call it, so a batch line's body is what the live
-endpoint returns for the same request, but for ids and timestamps.
+handlers, background responses and the batch processor all call it, so a batch line's body
+is what the live endpoint returns for the same request, but for ids and timestamps.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from ._errors import ApiError, injected_error, marked_error
 from ._ids import new_id
 from ._openai_embed import embeddings_body
 from ._openai_errors import invalid, invalid_type
+from ._openai_flex import is_flex, offers_flex, unavailable, unsupported
 from ._openai_output import chat_choice, chat_plan, responses_output, responses_plan
 from ._openai_params import (
     check_metadata,
@@ -75,24 +77,43 @@ class Served:
 
 
 def serve(state: EmulatorState, endpoint: str, body: Mapping[str, Any], *, mode: Mode,
-          fail_key: str) -> Served:
+          fail_key: str, flex_key: str | None = None) -> Served:
     """Answer `body` sent to `endpoint` and bill it, or raise the `ApiError` it earns.
 
-    Order: an ``{{error:...}}`` marker anywhere in the body, then the endpoint's own
-    validation, then the `error_rate` share (keyed by `fail_key`), then generation.
+    Order: an ``{{error:...}}`` marker anywhere in the body, then `admit()`, then the
+    `error_rate` share (keyed by `fail_key`), then generation. A live flex request is
+    billed in mode ``flex``.
     """
     marked = marked_error(json.dumps(body))
     if marked is not None:
         raise marked
-    run = _prepare(endpoint, body)
+    run = admit(state, endpoint, body, flex_key=flex_key)
     if state.fails_by_rate(fail_key):
         raise injected_error(state.faults.error_rate_status)
     served = run(state)
-    state.stats.bill(mode, served.model,
+    billed: Mode = "flex" if mode == "live" and is_flex(endpoint, body) else mode
+    state.stats.bill(billed, served.model,
                      input_tokens=served.input_tokens - served.cache.read - served.cache.write,
                      output_tokens=served.output_tokens, cache_write_tokens=served.cache.write,
                      cache_read_tokens=served.cache.read)
     return served
+
+
+def admit(state: EmulatorState, endpoint: str, body: Mapping[str, Any], *,
+          flex_key: str | None = None) -> Callable[[EmulatorState], Served]:
+    """Validate `body` as `endpoint` does; return the generation step that answers it.
+
+    Flex on a model without it is a 400. With `flex_key`, a flex request falls in the
+    `flex_unavailable_rate` share (keyed by it) or not: those get the 429.
+    """
+    run = _prepare(endpoint, body)
+    if is_flex(endpoint, body):
+        if not offers_flex(state.flex_models, str(body["model"])):
+            raise unsupported()
+        if flex_key is not None and state.in_share(
+                flex_key, state.faults.flex_unavailable_rate, "flex"):
+            raise unavailable()
+    return run
 
 
 def _prepare(endpoint: str, body: Mapping[str, Any]) -> Callable[[EmulatorState], Served]:
@@ -166,13 +187,14 @@ def _prepare_responses(body: Mapping[str, Any]) -> Callable[[EmulatorState], Ser
     if body.get("previous_response_id") is not None:
         raise ApiError(404, f"Previous response with id '{body['previous_response_id']}' not "
                             "found.", param="previous_response_id")
-    for name in ("conversation", "prompt", "background"):
+    for name in ("conversation", "prompt"):
         if body.get(name):
             raise ApiError(400, f"'{name}' is not supported by this emulator.", param=name)
+    _check_background(body)
     shape = responses_shape(body, model)
     limit = optional_int(body, "max_output_tokens", MIN_OUTPUT_TOKENS)
-    tier = optional_str(body, "service_tier", SERVICE_TIERS)
-    cache_mode, cache_ttl = _cache_settings(body, ("30m", "12h"))
+    optional_str(body, "service_tier", SERVICE_TIERS)
+    _cache_settings(body, ("30m", "12h"))
     check_metadata(body.get("metadata"))
     optional_object(body, "reasoning")
     plan = responses_plan(body, shape.text)
@@ -181,28 +203,12 @@ def _prepare_responses(body: Mapping[str, Any]) -> Callable[[EmulatorState], Ser
         cache = _use_cache(state, model, body, shape)
         items, output, complete = responses_output(plan, _answer(state, shape), limit)
         now = state.clock.now()
-        status = "completed" if complete else "incomplete"
         response = {
-            "id": new_id("resp_", 48), "object": "response", "created_at": int(now),
-            "status": status, "background": False,
-            "completed_at": int(now) if complete else None, "error": None,
+            **response_shell(body, new_id("resp_", 48), now),
+            "status": "completed" if complete else "incomplete",
+            "completed_at": int(now) if complete else None,
             "incomplete_details": None if complete else {"reason": "max_output_tokens"},
-            "instructions": body.get("instructions"), "max_output_tokens": limit,
-            "max_tool_calls": body.get("max_tool_calls"), "model": model,
             "output": items,
-            "parallel_tool_calls": body.get("parallel_tool_calls", True),
-            "previous_response_id": None,
-            "prompt_cache_key": body.get("prompt_cache_key"),
-            "prompt_cache_options": {"mode": cache_mode, "ttl": cache_ttl},
-            "prompt_cache_retention": body.get("prompt_cache_retention"),
-            "reasoning": body.get("reasoning") or {"effort": None, "summary": None},
-            "safety_identifier": body.get("safety_identifier"),
-            "service_tier": _served_tier(tier), "store": body.get("store", True),
-            "temperature": body.get("temperature", 1.0),
-            "text": body.get("text") or {"format": {"type": "text"}, "verbosity": "medium"},
-            "tool_choice": body.get("tool_choice", "auto"), "tools": responses_tools_echo(body),
-            "top_logprobs": body.get("top_logprobs", 0), "top_p": body.get("top_p", 1.0),
-            "truncation": body.get("truncation", "disabled"),
             "usage": {
                 "input_tokens": shape.tokens,
                 "input_tokens_details": {
@@ -211,11 +217,63 @@ def _prepare_responses(body: Mapping[str, Any]) -> Callable[[EmulatorState], Ser
                         "ttl_30m_tokens": cache.write if cache.ttl == "30m" else 0,
                         "ttl_12h_tokens": cache.write if cache.ttl != "30m" else 0}},
                 "output_tokens": output, "output_tokens_details": {"reasoning_tokens": 0},
-                "total_tokens": shape.tokens + output},
-            "user": body.get("user"), "metadata": body.get("metadata") or {}}
+                "total_tokens": shape.tokens + output}}
         return Served(response, model, shape.tokens, output, cache)
 
     return run
+
+
+def response_shell(body: Mapping[str, Any], response_id: str, now: float) -> dict[str, Any]:
+    """The Response object for a validated `body` before it has an answer: ``queued``, with
+    no output and no usage (a background response until it ends)."""
+    cache_mode, cache_ttl = _cache_settings(body, ("30m", "12h"))
+    return {
+        "id": response_id, "object": "response", "created_at": int(now), "status": "queued",
+        "background": body.get("background") is True, "completed_at": None, "error": None,
+        "incomplete_details": None, "instructions": body.get("instructions"),
+        "max_output_tokens": body.get("max_output_tokens"),
+        "max_tool_calls": body.get("max_tool_calls"), "model": body["model"], "output": [],
+        "parallel_tool_calls": body.get("parallel_tool_calls", True),
+        "previous_response_id": None,
+        "prompt_cache_key": body.get("prompt_cache_key"),
+        "prompt_cache_options": {"mode": cache_mode, "ttl": cache_ttl},
+        "prompt_cache_retention": body.get("prompt_cache_retention"),
+        "reasoning": body.get("reasoning") or {"effort": None, "summary": None},
+        "safety_identifier": body.get("safety_identifier"),
+        "service_tier": _served_tier(body.get("service_tier")), "store": body.get("store", True),
+        "temperature": body.get("temperature", 1.0),
+        "text": body.get("text") or {"format": {"type": "text"}, "verbosity": "medium"},
+        "tool_choice": body.get("tool_choice", "auto"), "tools": responses_tools_echo(body),
+        "top_logprobs": body.get("top_logprobs", 0), "top_p": body.get("top_p", 1.0),
+        "truncation": body.get("truncation", "disabled"), "usage": None,
+        "user": body.get("user"), "metadata": body.get("metadata") or {}}
+
+
+def _check_background(body: Mapping[str, Any]) -> None:
+    """`background` a boolean that needs `store`; `background_options` as the SDK has it
+    (the discounted ``2h`` / ``8h`` windows need background, standard processing and no
+    streaming)."""
+    background = body.get("background")
+    if background is not None and not isinstance(background, bool):
+        raise invalid_type("background", "a boolean", background)
+    if background and body.get("store") is False:
+        raise ApiError(400, "Background mode requires 'store' to be true.", param="store")
+    if background and body.get("stream") is True:
+        raise ApiError(400, "Streaming a background response is not supported by this "
+                            "emulator; poll it with GET /v1/responses/{response_id}.",
+                       param="stream")
+    options = optional_object(body, "background_options")
+    if options is None:
+        return
+    param = "background_options.completion_window"
+    window = optional_str({param: options.get("completion_window")}, param,
+                          ("soonest", "2h", "8h"))
+    optional_str({"background_options.continuation_id": options.get("continuation_id")},
+                 "background_options.continuation_id")
+    if window in ("2h", "8h") and (not background or body.get("stream") is True
+                                   or body.get("service_tier") not in (None, "auto", "default")):
+        raise invalid(param, f"the '{window}' completion window requires background=true, "
+                             "standard processing and no streaming.")
 
 
 # -- Embeddings ------------------------------------------------------------------------------

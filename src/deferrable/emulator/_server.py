@@ -8,7 +8,7 @@ import shutil
 import tempfile
 import threading
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from ._app import build_app
-from ._config import Faults, HttpFault, Limits, Quirks
+from ._config import FLEX_MODELS, Faults, HttpFault, Limits, Quirks
 from ._responder import Responder, default_responder
 from ._state import EmulatorState
 
@@ -27,12 +27,20 @@ class Emulator:
     ``with Emulator(batch_latency=0.5) as emu:`` serves on 127.0.0.1 at an ephemeral
     port from a background thread. Point ``anthropic.Anthropic(base_url=emu.url)`` or
     ``openai.OpenAI(base_url=emu.url + "/v1")`` at it with any dummy key.
+
+    OpenAI flex processing (``service_tier: "flex"``) is offered for `flex_models` (default
+    `FLEX_MODELS`, dated snapshots included) and answers after `flex_latency` seconds;
+    a background response (``background: true``) ends `background_latency` seconds after
+    its creation. All three latencies run on the emulator's clock (`advance()`).
     """
 
     def __init__(
         self,
         *,
         batch_latency: float = 0.0,
+        flex_latency: float = 0.0,
+        background_latency: float = 0.0,
+        flex_models: Iterable[str] | None = None,
         responder: Responder | None = None,
         faults: Faults | None = None,
         quirks: Quirks | None = None,
@@ -48,7 +56,9 @@ class Emulator:
         self.state = EmulatorState(
             responder=responder or default_responder, faults=faults or Faults(),
             quirks=quirks or Quirks(), limits=limits or Limits(), data_dir=directory,
-            batch_latency=batch_latency)
+            batch_latency=batch_latency, flex_latency=flex_latency,
+            background_latency=background_latency,
+            flex_models=FLEX_MODELS if flex_models is None else frozenset(flex_models))
         self._host = host
         self._port = port
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -177,6 +187,24 @@ class Emulator:
     @batch_latency.setter
     def batch_latency(self, seconds: float) -> None:
         self.state.batch_latency = seconds
+
+    @property
+    def flex_latency(self) -> float:
+        """Seconds a live OpenAI flex request takes before it is answered."""
+        return self.state.flex_latency
+
+    @flex_latency.setter
+    def flex_latency(self, seconds: float) -> None:
+        self.state.flex_latency = seconds
+
+    @property
+    def background_latency(self) -> float:
+        """Seconds from a background response's creation to its end."""
+        return self.state.background_latency
+
+    @background_latency.setter
+    def background_latency(self, seconds: float) -> None:
+        self.state.background_latency = seconds
 
     def inject(self, fault: HttpFault) -> HttpFault:
         """Add an HTTP fault; returns it so a test can check `fault.times` afterwards."""

@@ -13,7 +13,7 @@ from typing import Any
 
 from ._cache import PromptCache
 from ._clock import Clock
-from ._config import Faults, HttpFault, Limits, Quirks
+from ._config import FLEX_MODELS, Faults, HttpFault, Limits, Quirks
 from ._responder import Responder
 from ._stats import Stats
 
@@ -30,6 +30,12 @@ class EmulatorState:
     limits: Limits
     data_dir: Path
     batch_latency: float = 0.0
+    flex_latency: float = 0.0
+    """Seconds a live flex request takes before it is answered."""
+    background_latency: float = 0.0
+    """Seconds from a background response's creation to its end (queued for the first
+    half, in progress for the second)."""
+    flex_models: frozenset[str] = FLEX_MODELS
     clock: Clock = field(default_factory=Clock)
     stats: Stats = field(default_factory=Stats)
     cache: PromptCache = field(default_factory=PromptCache)

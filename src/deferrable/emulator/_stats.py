@@ -1,4 +1,5 @@
-"""Accounting: every request served, by route, and the tokens billed live and in batches."""
+"""Accounting: every request served, by route, and the tokens billed live, in batches and
+with flex processing."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import threading
 from collections import Counter
 from typing import Any, Literal
 
-Mode = Literal["live", "batch"]
+Mode = Literal["live", "batch", "flex"]
+MODES: tuple[Mode, ...] = ("live", "batch", "flex")
 TOKEN_CLASSES = ("input_tokens", "output_tokens", "cache_write_tokens", "cache_read_tokens")
 
 
@@ -16,7 +18,7 @@ class Stats:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._requests: Counter[str] = Counter()
-        self._billed: dict[str, dict[str, Counter[str]]] = {"live": {}, "batch": {}}
+        self._billed: dict[str, dict[str, Counter[str]]] = {mode: {} for mode in MODES}
         self._batches: Counter[str] = Counter()
 
     def count_request(self, route: str) -> None:
@@ -42,7 +44,8 @@ class Stats:
             tally["cache_read_tokens"] += cache_read_tokens
 
     def snapshot(self) -> dict[str, Any]:
-        """A JSON-ready copy: ``requests`` by route, ``billed`` by mode and model, ``batches``."""
+        """A JSON-ready copy: ``requests`` by route, ``billed`` by mode (``live``, ``batch``,
+        ``flex``) and model, ``billed_total`` by mode, ``batches``."""
         with self._lock:
             billed = {mode: {model: dict(tally) for model, tally in models.items()}
                       for mode, models in self._billed.items()}
@@ -54,7 +57,7 @@ class Stats:
         """Forget everything counted so far."""
         with self._lock:
             self._requests.clear()
-            self._billed = {"live": {}, "batch": {}}
+            self._billed = {mode: {} for mode in MODES}
             self._batches.clear()
 
 
