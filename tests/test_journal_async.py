@@ -92,7 +92,7 @@ async def test_failed_requests_are_tried_again(
         async with deferrable.scope():
             ok, bad = await asyncio.gather(
                 ask(async_anthropic_client, "fine"),
-                ask(async_anthropic_client, "{{error:overloaded_error}}"), return_exceptions=True)
+                ask(async_anthropic_client, "{{error:invalid_request_error}}"), return_exceptions=True)
         assert isinstance(ok, str)
         assert isinstance(bad, anthropic.APIStatusError)
         await new_process()

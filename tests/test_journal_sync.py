@@ -113,7 +113,7 @@ def test_failed_requests_are_tried_again(anthropic_client: anthropic.Anthropic,
     for attempt in (1, 2):
         with deferrable.scope():
             ok = deferrable.deferrable(ask)(anthropic_client, "fine")
-            bad = deferrable.deferrable(ask)(anthropic_client, "{{error:overloaded_error}}")
+            bad = deferrable.deferrable(ask)(anthropic_client, "{{error:invalid_request_error}}")
         assert ok.result(timeout=60)
         assert isinstance(bad.exception(timeout=60), anthropic.APIStatusError)
         new_process()

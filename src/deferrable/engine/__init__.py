@@ -2,7 +2,8 @@
 
 from ._buffer import Buffer, GroupLimits
 from ._engine import Engine, engine
+from ._lifecycle import TRANSIENT_STATUSES
 from ._target import Call, Outcome, RequestRejectedError, Target
 
-__all__ = ["Buffer", "Call", "Engine", "GroupLimits", "Outcome", "RequestRejectedError", "Target",
-           "engine"]
+__all__ = ["TRANSIENT_STATUSES", "Buffer", "Call", "Engine", "GroupLimits", "Outcome",
+           "RequestRejectedError", "Target", "engine"]

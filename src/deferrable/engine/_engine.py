@@ -85,6 +85,9 @@ class Engine:
         """Batches whose results are being delivered (a subset of `_tracking`)."""
         self._follows: dict[tuple[Path | None, str], Follow] = {}
         self._creating: set[tuple[Path | None, str]] = set()
+        self._closed = False
+        """Set at interpreter exit, once `close_out()` is done: batches are no longer
+        followed (what is left is named for a rerun)."""
 
     # -- any thread ------------------------------------------------------------------
 
@@ -244,7 +247,7 @@ class Engine:
         """Do what `life` says for `follow`'s batch until it is done or gives up (or, with
         `until_created`, until the batch exists); returns the last action."""
         while isinstance(action, Act):
-            if until_created and life.batch_id is not None:
+            if (until_created and life.batch_id is not None) or self._closed:
                 return action
             if action.after > 0:
                 await asyncio.sleep(action.after)
@@ -312,8 +315,9 @@ class Engine:
             ended = await self._io(follow.target.poll, life.batch_id)
         except Exception as error:
             follow.last_error = error
-            log.warning("polling batch %s failed (%r); polling on until it answers",
-                        life.batch_id, error)
+            if not self._closed:
+                log.warning("polling batch %s failed (%r); polling on until it answers",
+                            life.batch_id, error)
             return PollFailed()
         if ended:
             # Registered before any call is settled, so that `finish_cleanups()` after the
@@ -328,16 +332,33 @@ class Engine:
         """Read the results stream, resolving each call as its line arrives (lines read
         by an earlier pass are skipped)."""
         broken = False
+        again: list[Call] = []
         try:
-            await self._io(resolve_from, follow, life.batch_id)
+            record = await self._local(follow.journal.batch, follow.token)
+            follow.cancelled_by_user = record is not None and record.cancelled
+            await self._io(resolve_from, follow, life.batch_id, again)
         except Exception as error:
             follow.last_error, broken = error, True
             log.warning("reading the results of batch %s broke (%r)", life.batch_id, error)
+        finally:
+            self._resubmit(again, life.batch_id)
         missing = follow.missing_lines()
         if missing:
             log.warning("the results of batch %s are %d line(s) short; reading again",
                         life.batch_id, missing)
         return ResultsRead(missing, broken)
+
+    def _resubmit(self, calls: list[Call], batch_id: str | None) -> None:
+        """Send calls whose result was transient again, in later batches."""
+        if not calls:
+            return
+        log.info("resubmitting %d request(s) of batch %s whose results were transient "
+                 "(expired, cancelled, rate-limited or overloaded)", len(calls), batch_id)
+        groups: dict[tuple[Any, Options], list[Call]] = {}
+        for call in calls:
+            groups.setdefault((call.target.key, call.options), []).append(call)
+        for group in groups.values():
+            self._launch(group)
 
     async def _conclude(self, follow: Follow, life: Lifecycle, action: Done | GiveUp) -> None:
         """Deliver what is left and clean up (`Done`), or fail the calls still waiting."""
@@ -494,6 +515,8 @@ class Engine:
         except Exception:  # the engine's loop is gone or stuck: nothing more to say
             log.debug("closing out the engine failed", exc_info=True)
             return []
+        finally:
+            self._closed = True
 
     def finish_cleanups(self, timeout: float = _EXIT_GRACE) -> None:
         """Wait up to `timeout` seconds for batches whose results are being delivered to

@@ -26,6 +26,8 @@ class Follow:
         """How many requests the batch holds, when this process created it."""
         self.read: set[str] = set()
         """Custom ids whose result line has been read (a second pass skips them)."""
+        self.cancelled_by_user = False
+        """Whether a user cancelled the batch: its cancelled requests are not sent again."""
         self.last_error: BaseException | None = None
         """The latest failure of a call about this batch (create, poll or read)."""
         self._waiters: dict[str, list[Call]] = {}

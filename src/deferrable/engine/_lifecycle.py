@@ -228,6 +228,16 @@ class Lifecycle:
         return Act("read", delay * self._jitter())
 
 
+TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 529})
+"""Answers a request may not get if it is sent again (the SDKs retry these live)."""
+
+
+def resubmits(transient: bool, resubmitted: int, limit: int) -> bool:
+    """Whether a request whose result just arrived goes in a later batch: its failure is
+    `transient` and it was resubmitted fewer than `limit` times."""
+    return transient and resubmitted < limit
+
+
 def _backoff(attempt: int, ceiling: float, jitter: Callable[[], float]) -> float:
     """Seconds before attempt `attempt` + 1: doubling from 0.5 s, capped, jittered."""
     return min(ceiling, 0.5 * 2.0 ** (attempt - 1)) * jitter()

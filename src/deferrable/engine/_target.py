@@ -70,6 +70,15 @@ class Target(Protocol):
         """The answer the live call would have had for this result line, or the error of
         an outcome only a batch can have."""
 
+    def transient(self, line: Any) -> bool:
+        """Whether the line's failure may pass if the request is sent again (its batch
+        expired or was cancelled before it ran; a 429, 5xx or overloaded answer)."""
+
+    @property
+    def retries(self) -> int:
+        """How many times the caller's client retries a transient failure (its
+        ``max_retries``): the default for resubmitting a request in a later batch."""
+
     def succeeded(self, line: Any) -> bool:
         """Whether the line is a success (a result worth keeping for a rerun)."""
 
@@ -107,3 +116,5 @@ class Call:
     """Where the call was made, as the ledger names it."""
     custom_id: str | None = None
     """The request's identity, assigned when its batch is planned."""
+    resubmitted: int = 0
+    """How many times a transient result sent the request again in a later batch."""

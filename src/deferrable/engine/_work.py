@@ -8,10 +8,11 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from .._errors import JournalError
+from .._errors import BatchCanceledError, JournalError
 from ..journal import Journal, NullJournal, Plan, request_digest
 from ..ledger import Spend, merged, row_of
 from ._follow import Follow
+from ._lifecycle import resubmits
 from ._settle import Settler
 from ._target import Call, Target
 
@@ -49,11 +50,15 @@ def serve(target: Target, answered: Iterable[tuple[Call, Any]]) -> None:
     settler.dispatch()
 
 
-def resolve_from(follow: Follow, batch_id: str) -> None:
+def resolve_from(follow: Follow, batch_id: str, again: list[Call]) -> None:
     """Read the batch's result lines: each chunk is recorded in the journal first, then
-    its calls are settled, so that no caller sees a result a rerun would pay for again."""
+    its calls are settled, so that no caller sees a result a rerun would pay for again.
+    Calls whose result is transient and may be sent again are put in `again` instead."""
     target, journal = follow.target, follow.journal
     reuse_for = follow.options.reuse_for
+    limit = follow.options.max_retries
+    if limit is None:
+        limit = target.retries
     lines = iter(target.results(batch_id))
     while True:
         chunk: list[tuple[str, Any]] = []
@@ -75,9 +80,16 @@ def resolve_from(follow: Follow, batch_id: str) -> None:
             follow.read.add(custom_id)
             taken = follow.take(custom_id)
             calls = [call for call in taken if not call.future.done()]
-            if calls:
-                settlements.append((calls, *target.outcome(line)))
             succeeded = target.succeeded(line)
+            if calls:
+                value, error = target.outcome(line)
+                if not succeeded and _transient(follow, line, error):
+                    for call in [c for c in calls if resubmits(True, c.resubmitted, limit)]:
+                        call.resubmitted += 1
+                        again.append(call)
+                        calls.remove(call)
+                if calls:
+                    settlements.append((calls, value, error))
             # A result only cancelled calls waited for is not handed out: a rerun may use it.
             records.append((custom_id, line if succeeded else None, bool(calls)))
             spent = target.spent(line) if succeeded else None
@@ -102,6 +114,14 @@ def resolve_from(follow: Follow, batch_id: str) -> None:
         settler.dispatch()
         if broken is not None:
             raise broken
+
+
+def _transient(follow: Follow, line: Any, error: BaseException | None) -> bool:
+    """Whether a failed line may pass if sent again (a request a user cancelled on purpose
+    does not go again)."""
+    if follow.cancelled_by_user and isinstance(error, BatchCanceledError):
+        return False
+    return follow.target.transient(line)
 
 
 def belongs(target: Target, batch_id: str, journal: Journal | NullJournal, token: str) -> bool:

@@ -60,12 +60,16 @@ class BatchRecord:
     batch_id: str | None
     requests: int
     ended_at: float | None = None
+    cancelled: bool = False
+    """Whether a user cancelled the batch (`deferrable cancel`): its cancelled requests
+    raise rather than go again."""
 
     def to_json(self) -> dict[str, Any]:
         """The record as stored."""
         return {"provider": self.provider, "destination": self.destination,
                 "state": self.state, "owner": self.owner, "created_at": self.created_at,
-                "batch_id": self.batch_id, "requests": self.requests, "ended_at": self.ended_at}
+                "batch_id": self.batch_id, "requests": self.requests, "ended_at": self.ended_at,
+                "cancelled": self.cancelled}
 
     @classmethod
     def from_json(cls, token: str, data: dict[str, Any]) -> BatchRecord:
@@ -75,7 +79,8 @@ class BatchRecord:
                          str(data["state"]), str(data["owner"]), float(data["created_at"]),
                          None if data.get("batch_id") is None else str(data["batch_id"]),
                          int(data["requests"]),
-                         None if data.get("ended_at") is None else float(data["ended_at"]))
+                         None if data.get("ended_at") is None else float(data["ended_at"]),
+                         bool(data.get("cancelled", False)))
         except (KeyError, TypeError, ValueError) as error:
             raise JournalCorruptError(f"journal record b:{token} is malformed: {error!r}") from None
         return record
@@ -168,6 +173,11 @@ class Journal:
     def submitted(self, token: str, batch_id: str) -> None:
         """Record the batch id the create call returned (or a recovery found)."""
         self._update(token, state="submitted", batch_id=batch_id)
+
+    def cancelled_by_user(self, token: str) -> None:
+        """Record that a user cancelled the batch (its cancelled requests are not sent
+        again by the process following it)."""
+        self._update(token, cancelled=True)
 
     def forget(self, custom_ids: list[str]) -> None:
         """Drop requests that were never submitted (one the provider refused alone)."""
@@ -463,6 +473,7 @@ class NullJournal:
         return Plan(token=new_token(), submit=list(range(len(custom_ids))))
 
     def submitted(self, token: str, batch_id: str) -> None: ...
+    def cancelled_by_user(self, token: str) -> None: ...
     def forget(self, custom_ids: list[str]) -> None: ...
     def rejected(self, token: str, custom_id: str) -> None: ...
     def failed(self, token: str) -> None: ...

@@ -14,7 +14,7 @@ import httpx2
 
 from .._errors import BatchCanceledError, BatchExpiredError
 from .._options import Options
-from ..engine import Outcome, RequestRejectedError
+from ..engine import TRANSIENT_STATUSES, Outcome, RequestRejectedError
 from ..ledger import Tokens, anthropic_tokens
 from ._deferral import (
     Answer,
@@ -146,6 +146,23 @@ class AnthropicTarget:
         if kind == "expired":
             return None, BatchExpiredError("the request's batch expired before it was processed")
         return None, BatchCanceledError("the request's batch was canceled before it ran")
+
+    def transient(self, line: Any) -> bool:
+        """Whether the line's failure may pass if sent again: expired or canceled before
+        it ran, or a rate-limit, overloaded or server error."""
+        result = line["result"]
+        kind = result["type"]
+        if kind in ("expired", "canceled"):
+            return True
+        if kind != "errored":
+            return False
+        error_type = ((result.get("error") or {}).get("error") or {}).get("type")
+        return STATUS_BY_ERROR_TYPE.get(str(error_type), 500) in TRANSIENT_STATUSES
+
+    @property
+    def retries(self) -> int:
+        """The caller's client's ``max_retries``."""
+        return int(self._client.max_retries)
 
     def succeeded(self, line: Any) -> bool:
         """Whether the line holds a message."""

@@ -17,7 +17,7 @@ import openai
 
 from .._errors import BatchCanceledError, BatchExpiredError, BatchValidationError, DeferrableError
 from .._options import Options
-from ..engine import Outcome
+from ..engine import TRANSIENT_STATUSES, Outcome
 from ..ledger import Tokens, openai_tokens
 from . import _openai_sdk as sdk
 from ._deferral import (
@@ -203,6 +203,24 @@ class OpenAITarget:
             return None, BatchCanceledError(f"the request's batch was cancelled before it ran "
                                             f"({reason})")
         return None, DeferrableError(f"the batch could not run the request ({reason})")
+
+    def transient(self, line: Any) -> bool:
+        """Whether the line's failure may pass if sent again: expired or cancelled before
+        it ran, or a rate-limit or server error."""
+        if line.get("invalid") is not None:
+            return False
+        found, status = line["line"], line["status"]
+        response = found.get("response")
+        if response is not None:
+            return int(response.get("status_code") or 500) in TRANSIENT_STATUSES
+        code = (found.get("error") or {}).get("code")
+        return code in ("batch_expired", "batch_cancelled") or status in (
+            "expired", "cancelled", "cancelling")
+
+    @property
+    def retries(self) -> int:
+        """The caller's client's ``max_retries``."""
+        return int(self._client.max_retries)
 
     def succeeded(self, line: Any) -> bool:
         """Whether the line holds a successful response."""
