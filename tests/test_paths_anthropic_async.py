@@ -194,7 +194,8 @@ async def test_an_unencodable_argument_fails_alone(client: anthropic.AsyncAnthro
 @pytest.mark.asyncio
 async def test_errors_are_the_sdks_own_and_not_retried(client: anthropic.AsyncAnthropic,
                                                         emulator: Emulator) -> None:
-    """An errored line raises the live exception class at once (the SDK does not send again)."""
+    """An errored line raises the live exception class once the engine has sent it again
+    max_retries times in later batches; the SDK adds no retry of its own."""
     async with deferrable.scope():
         with pytest.raises(anthropic.RateLimitError) as raised:
             await client.messages.create(**message_request("{{error:429}}"))
@@ -202,7 +203,7 @@ async def test_errors_are_the_sdks_own_and_not_retried(client: anthropic.AsyncAn
     assert raised.value.request_id is not None
     assert message._request_id is not None
     assert LIVE not in served(emulator)
-    assert served(emulator)[BATCHES] == 2
+    assert served(emulator)[BATCHES] == 4  # the 429 went again twice (max_retries), no more
 
 
 @pytest.mark.asyncio

@@ -175,7 +175,8 @@ async def test_an_unencodable_argument_fails_alone(async_openai_client: openai.A
 @pytest.mark.asyncio
 async def test_errors_are_the_sdks_own_and_not_retried(async_openai_client: openai.AsyncOpenAI,
                                                         emulator: Emulator) -> None:
-    """An error line raises the live exception class at once; answers carry a request id."""
+    """An error line raises the live exception class once the engine has sent it again
+    max_retries times (the SDK adds none); answers carry a request id."""
     async with deferrable.scope():
         with pytest.raises(openai.RateLimitError) as raised:
             await async_openai_client.chat.completions.create(**chat_request("{{error:429}}"))
@@ -183,7 +184,7 @@ async def test_errors_are_the_sdks_own_and_not_retried(async_openai_client: open
     assert raised.value.request_id is not None
     assert completion._request_id is not None
     assert live_requests(emulator) == 0
-    assert served(emulator)[BATCHES] == 2
+    assert served(emulator)[BATCHES] == 4  # the 429 went again twice (max_retries), no more
 
 
 @pytest.mark.asyncio

@@ -185,7 +185,8 @@ def test_an_unencodable_argument_fails_alone(openai_client: openai.OpenAI,
 
 def test_errors_are_the_sdks_own_and_not_retried(openai_client: openai.OpenAI,
                                                   emulator: Emulator) -> None:
-    """An error line raises the live exception class at once; answers carry a request id."""
+    """An error line raises the live exception class once the engine has sent it again
+    max_retries times (the SDK adds none); answers carry a request id."""
     with deferrable.scope():
         with pytest.raises(openai.RateLimitError) as raised:
             openai_client.chat.completions.create(**chat_request("{{error:429}}"))
@@ -193,7 +194,7 @@ def test_errors_are_the_sdks_own_and_not_retried(openai_client: openai.OpenAI,
     assert raised.value.request_id is not None
     assert completion._request_id is not None
     assert live_requests(emulator) == 0
-    assert served(emulator)[BATCHES] == 2
+    assert served(emulator)[BATCHES] == 4  # the 429 went again twice (max_retries), no more
 
 
 def test_other_clouds_go_live_and_say_so(emulator: Emulator, caplog: pytest.LogCaptureFixture) -> None:

@@ -142,10 +142,11 @@ async def test_errored_lines_raise_the_live_exception(client: anthropic.AsyncAnt
 
 @pytest.mark.asyncio
 async def test_expired_and_canceled_batches(emulator: Emulator) -> None:
-    """Expired lines raise BatchExpiredError, canceled ones BatchCanceledError: both DeferrableError."""
+    """Expired lines raise BatchExpiredError, canceled ones BatchCanceledError (not sent again with
+    max_retries=0): both DeferrableError."""
     async with anthropic.AsyncAnthropic(api_key=DUMMY_KEY, base_url=emulator.url) as client:
         emulator.faults.expire_batches = True
-        async with deferrable.scope():
+        async with deferrable.scope(max_retries=0):
             with pytest.raises(BatchExpiredError) as expired:
                 await client.messages.create(**message_request("late"))
         assert isinstance(expired.value, DeferrableError)
@@ -161,7 +162,7 @@ async def test_expired_and_canceled_batches(emulator: Emulator) -> None:
             for batch_id in await running():
                 await client.messages.batches.cancel(batch_id)
 
-        async with deferrable.scope():
+        async with deferrable.scope(max_retries=0):
             canceled, _ = await asyncio.gather(
                 client.messages.create(**message_request("never runs")), cancel_when_created(),
                 return_exceptions=True)

@@ -142,15 +142,16 @@ def test_errored_lines_raise_the_live_exception(anthropic_client: anthropic.Anth
 
 def test_expired_and_canceled_batches(anthropic_client: anthropic.Anthropic,
                                       emulator: Emulator) -> None:
-    """Expired lines raise BatchExpiredError, canceled ones BatchCanceledError: both DeferrableError."""
+    """Expired lines raise BatchExpiredError, canceled ones BatchCanceledError (not sent again with
+    max_retries=0): both DeferrableError."""
     emulator.faults.expire_batches = True
-    with deferrable.scope(), pytest.raises(BatchExpiredError) as expired:
+    with deferrable.scope(max_retries=0), pytest.raises(BatchExpiredError) as expired:
         anthropic_client.messages.create(**message_request("late"))
     assert isinstance(expired.value, DeferrableError)
     emulator.faults.expire_batches = False
     emulator.batch_latency = 3600
 
-    @defer(max_wait=0.01)
+    @defer(max_wait=0.01, max_retries=0)
     def ask() -> Message:
         return anthropic_client.messages.create(**message_request("never runs"))
 

@@ -115,9 +115,10 @@ async def test_error_lines_raise_the_live_exception(client: openai.AsyncOpenAI) 
 @pytest.mark.asyncio
 async def test_expired_and_cancelled_batches(client: openai.AsyncOpenAI,
                                              emulator: Emulator) -> None:
-    """Expired lines raise BatchExpiredError, cancelled ones BatchCanceledError: both DeferrableError."""
+    """Expired lines raise BatchExpiredError, cancelled ones BatchCanceledError (not sent again with
+    max_retries=0): both DeferrableError."""
     emulator.faults.expire_batches = True
-    async with deferrable.scope():
+    async with deferrable.scope(max_retries=0):
         with pytest.raises(BatchExpiredError) as expired:
             await client.embeddings.create(model=EMBED, input="late")
     assert isinstance(expired.value, DeferrableError)
@@ -132,7 +133,7 @@ async def test_expired_and_cancelled_batches(client: openai.AsyncOpenAI,
         for batch_id in await running():
             await client.batches.cancel(batch_id)
 
-    async with deferrable.scope():
+    async with deferrable.scope(max_retries=0):
         cancelled, _ = await asyncio.gather(
             client.chat.completions.create(**chat_request("never runs")), cancel_when_created(),
             return_exceptions=True)

@@ -150,15 +150,16 @@ def test_error_lines_raise_the_live_exception(openai_client: openai.OpenAI) -> N
 
 def test_expired_and_cancelled_batches(openai_client: openai.OpenAI,
                                        emulator: Emulator) -> None:
-    """Expired lines raise BatchExpiredError, cancelled ones BatchCanceledError: both DeferrableError."""
+    """Expired lines raise BatchExpiredError, cancelled ones BatchCanceledError (not sent again with
+    max_retries=0): both DeferrableError."""
     emulator.faults.expire_batches = True
-    with deferrable.scope(), pytest.raises(BatchExpiredError) as expired:
+    with deferrable.scope(max_retries=0), pytest.raises(BatchExpiredError) as expired:
         openai_client.chat.completions.create(**chat_request("late"))
     assert isinstance(expired.value, DeferrableError)
     emulator.faults.expire_batches = False
     emulator.batch_latency = 3600
 
-    @defer(max_wait=0.01)
+    @defer(max_wait=0.01, max_retries=0)
     def ask() -> ChatCompletion:
         return openai_client.chat.completions.create(**chat_request("never runs"))
 
