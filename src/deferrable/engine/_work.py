@@ -83,11 +83,11 @@ def resolve_from(follow: Follow, batch_id: str, again: list[Call]) -> None:
             succeeded = target.succeeded(line)
             if calls:
                 value, error = target.outcome(line)
-                if not succeeded and _transient(follow, line, error):
-                    for call in [c for c in calls if resubmits(True, c.resubmitted, limit)]:
-                        call.resubmitted += 1
-                        again.append(call)
-                        calls.remove(call)
+                transient = not succeeded and _transient(follow, line, error)
+                for call in [c for c in calls if resubmits(transient, c.resubmitted, limit)]:
+                    call.resubmitted += 1
+                    again.append(call)
+                    calls.remove(call)
                 if calls:
                     settlements.append((calls, value, error))
             # A result only cancelled calls waited for is not handed out: a rerun may use it.
