@@ -41,6 +41,18 @@ def test_age_makes_a_group_due_after_max_wait() -> None:
     assert buffer.next_due() is None
 
 
+def test_held_groups_are_released_by_the_age_of_their_oldest_call() -> None:
+    """`waited` takes only held groups whose oldest call has waited the age, not others."""
+    held = GroupLimits(max_requests=10, max_bytes=100, max_wait=1000.0)
+    buffer: Buffer[str] = Buffer()
+    buffer.add("held", "a", 1, held, now=10.0)
+    buffer.add("held", "b", 1, held, now=10.5)
+    buffer.add("plain", "c", 1, LIMITS, now=10.0)
+    assert buffer.waited(now=10.9, age=1.0, held=1000.0) == []
+    assert buffer.waited(now=11.0, age=1.0, held=1000.0) == [["a", "b"]]
+    assert len(buffer) == 1
+
+
 def test_groups_never_mix() -> None:
     """Calls of different group keys are buffered and released separately."""
     buffer: Buffer[str] = Buffer()

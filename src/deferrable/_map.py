@@ -6,9 +6,11 @@ import concurrent.futures
 from collections.abc import Callable, Iterable
 from typing import Any, Literal, TypeVar, overload
 
+from . import _greenlets
 from ._api import flush
 from ._decorator import deferrable
 from ._options import defaults
+from .engine import engine
 
 X = TypeVar("X")
 R = TypeVar("R")
@@ -38,17 +40,19 @@ def map(function: Callable[[X], R], items: Iterable[X], /, *,
     """
     pace = options.pop("max_wait", None)
     pace = (defaults() if pace is None else defaults().replace(max_wait=pace)).max_wait
-    # Nothing is submitted by age while the items start; `flush()` submits instead.
+    # Nothing is submitted by age while the items start; `flush()` submits instead. Later
+    # calls stay held too and are released once the oldest of them has waited `pace`.
     run = deferrable(max_wait=_HELD, **options)(function)
     futures = [run(item) for item in items]
     flush()
+    step = max(pace / 4, 0.005)
     for future in futures:
         while True:  # (`.exception()` suspends when `map` runs inside a @deferrable call)
             try:
-                future.exception(timeout=max(pace, 0.01))
+                future.exception(timeout=step)
                 break
             except concurrent.futures.TimeoutError:
-                flush()  # calls made after a first result: submitted `pace` after they came
+                _greenlets.wait(engine().release_held(age=pace, held=_HELD))
     results: list[R | BaseException] = []
     for future in futures:
         error = future.exception()

@@ -72,6 +72,13 @@ class Buffer(Generic[Item]):
                 if now - group.oldest >= group.limits.max_wait]
         return [self._close(key) for key in keys]
 
+    def waited(self, now: float, age: float, held: float) -> list[list[Item]]:
+        """The batches of groups held at least `held` seconds (`max_wait`) whose oldest
+        call has waited `age` already: how `deferrable.map` paces its later calls."""
+        keys = [key for key, group in self._groups.items()
+                if group.limits.max_wait >= held and now - group.oldest >= age]
+        return [self._close(key) for key in keys]
+
     def next_due(self) -> float | None:
         """When the next group falls due, or None with nothing buffered."""
         return min((g.oldest + g.limits.max_wait for g in self._groups.values()), default=None)

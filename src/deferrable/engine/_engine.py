@@ -132,6 +132,23 @@ class Engine:
         loop.call_soon_threadsafe(drain)
         return done
 
+    def release_held(self, age: float, held: float) -> concurrent.futures.Future[int]:
+        """Submit the groups held at least `held` seconds whose oldest call has waited
+        `age`; the future resolves to the number of batches launched."""
+        loop = self._running_loop()
+        done: concurrent.futures.Future[int] = concurrent.futures.Future()
+
+        def release() -> None:
+            self._take_inbox()
+            batches = self._buffer.waited(time.monotonic(), age, held)
+            for batch in batches:
+                self._launch(batch)
+            self._rearm_timer()
+            done.set_result(len(batches))
+
+        loop.call_soon_threadsafe(release)
+        return done
+
     def _running_loop(self) -> asyncio.AbstractEventLoop:
         loop = self._loop
         if loop is not None:
