@@ -10,15 +10,19 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
+import openai
 import pytest
 
 import deferrable
 from deferrable.cli import main
+from tests.conftest import DUMMY_KEY
+from tests.emulator_helpers import chat_request, wait_until
 
 LISTENING = re.compile(
     r"^deferrable emulator listening on (http://127\.0\.0\.1:(\d+)) "
@@ -149,3 +153,67 @@ def test_demo_runs_the_job_both_ways() -> None:
     assert "60 labels" in result.stdout
     assert "0 live requests" in result.stdout
     assert "from 1 upload and 1 batch, 0 live requests; 2 files deleted after" in result.stdout
+
+
+@contextmanager
+def emulator_serving(*flags: str) -> Iterator[str]:
+    """`python -m deferrable emulator --port 0 [flags]` serving; its URL. Stopped (with
+    SIGTERM, which must end it cleanly) when the block ends."""
+    process = subprocess.Popen([sys.executable, *EMULATOR_ARGS, *flags],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        line = read_line(process.stdout, timeout=30).rstrip("\n")
+        match = LISTENING.match(line)
+        assert match, line
+        yield match.group(1)
+        process.terminate()
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def test_emulator_flex_and_background_flags_reach_the_emulator() -> None:
+    """--flex-latency delays flex answers, --flex-unavailable-rate refuses its share of them
+    with 429, and --background-latency sets when a background response ends."""
+    with emulator_serving("--flex-latency", "0.3", "--flex-unavailable-rate", "0.5",
+                          "--background-latency", "1") as url, \
+            openai.OpenAI(api_key=DUMMY_KEY, base_url=url + "/v1", max_retries=0) as client:
+        outcomes: list[str | None] = []  # the tier of a slow answer, or the refusal's code
+        for i in range(6):
+            start = time.monotonic()
+            try:
+                completion = client.chat.completions.create(
+                    **chat_request(f"Flex question {i}"), service_tier="flex")
+            except openai.RateLimitError as error:
+                outcomes.append(error.code)
+            else:
+                slow = time.monotonic() - start >= 0.3
+                outcomes.append(completion.service_tier if slow else "answered at once")
+        assert set(outcomes) == {"flex", "resource_unavailable"}, outcomes
+        start = time.monotonic()
+        response = client.responses.create(model=chat_request("")["model"], input="Hello",
+                                           background=True)
+        assert response.status == "queued"
+        wait_until(lambda: client.responses.retrieve(response.id).status == "completed")
+        assert time.monotonic() - start >= 1.0
+
+
+@pytest.mark.parametrize("flags", [
+    ["--flex-latency", "-1"],
+    ["--flex-latency", "nan"],
+    ["--background-latency", "-0.5"],
+    ["--background-latency", "soon"],
+    ["--flex-unavailable-rate", "1.5"],
+    ["--flex-unavailable-rate", "-0.1"],
+])
+def test_emulator_latency_and_flex_flags_are_checked(flags: list[str],
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """A negative or non-numeric latency, or a rate outside 0..1, is a usage error naming the flag."""
+    assert main(["emulator", *flags]) == 2
+    assert f"argument {flags[0]}" in capsys.readouterr().err

@@ -50,7 +50,7 @@ class BudgetExceededError(DeferrableError):
 
 class DeadlineExceededError(DeferrableError):
     """A call's batch had not ended by the call's deadline (less `rescue_margin`), in a
-    scope with ``on_deadline="raise"``: no live call was made for it."""
+    scope with ``on_deadline="raise"`` or ``strict=True``: no live call was made for it."""
 
 
 class LiveCallError(DeferrableError):

@@ -295,6 +295,13 @@ def _run_cancel(args: argparse.Namespace) -> int:
         print(f"deferrable: cannot tell the provider of batch {batch_id!r}: expected an "
               "Anthropic id (msgbatch_...) or an OpenAI one (batch_...)", file=sys.stderr)
         return 2
+    if record is not None:  # first, so that the process following it never sends them again
+        try:
+            with _opened(_store(args)) as journal:
+                journal.cancelled_by_user(record.token)
+        except JournalError as error:
+            print(f"deferrable: recording the cancel in the journal failed: {error}",
+                  file=sys.stderr)
     try:
         cancel = _cancel_anthropic if provider == "anthropic" else _cancel_openai
         state = cancel(batch_id, destination)
@@ -302,13 +309,6 @@ def _run_cancel(args: argparse.Namespace) -> int:
         print(f"deferrable: could not cancel {batch_id}: {error}", file=sys.stderr)
         return 1
     print(f"{batch_id} ({provider}): {state}")
-    if record is not None:
-        try:
-            with _opened(_store(args)) as journal:
-                journal.cancelled_by_user(record.token)
-        except JournalError as error:
-            print(f"deferrable: recording the cancel in the journal failed: {error}",
-                  file=sys.stderr)
     if record is not None and record.state in OPEN_STATES:
         print(f"its calls that did not run raise BatchCanceledError in pid {_pid(record.owner)}; "
               "a rerun submits them again")

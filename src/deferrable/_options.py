@@ -47,8 +47,9 @@ class Options:
     ``max_retries`` (2 by default in the SDKs)."""
     lane: Literal["batch", "flex", "auto"] = "batch"
     """Where deferred calls go: ``"batch"`` (the providers' batch APIs), ``"flex"``
-    (OpenAI's flex processing, ``service_tier="flex"``) or ``"auto"`` (deferrable chooses
-    per request)."""
+    (OpenAI's flex processing, ``service_tier="flex"``: batch prices, usually minutes; a
+    batch when flex stays busy or the model has none) or ``"auto"`` (flex for small groups
+    and near deadlines of models known to offer it, else a batch)."""
     store: str | None = None
     """The journal's directory; None is the per-user default
     (``$XDG_STATE_HOME/deferrable/journal``, else ``~/.local/state/deferrable/journal``).

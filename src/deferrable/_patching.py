@@ -24,12 +24,13 @@ from typing import Any, TypeVar
 import httpx2
 import wrapt
 
-from . import _greenlets
+from . import _flex, _greenlets, _rescue
 from ._errors import BatchSubmissionError, BudgetExceededError, LiveCallError
 from ._options import Options, defaults
 from ._scope import active_options, count_deferred, count_live, open_scopes
 from ._sites import current_site
 from .engine import engine
+from .engine._target import RescueLive, SendFlex
 from .ledger import Spend, Tokens, live_ledger, price_of
 from .ledger._budget import Budget, active_budgets
 from .providers import _anthropic_sdk, _openai_sdk
@@ -123,7 +124,7 @@ def _anthropic_sync(target: PatchTarget) -> Wrapper:
             request = _anthropic_sdk.build_request(client, attempt, retries_taken, call)
             decision = adapter.examine(client, request, options)
         return _in_scope_sync(
-            adapter, decision, options, request, stream,
+            adapter, _retry_goes_live(decision, retries_taken), options, request, stream,
             send=lambda: wrapped(*args, **kwargs), response_of=lambda sent: sent[0],
             answered=lambda response: (response, attempt),
             retried=lambda error: _anthropic_sdk.sdk_would_retry(client, error))
@@ -157,7 +158,7 @@ def _anthropic_async(target: PatchTarget) -> Wrapper:
                                                                    retries_taken, call)
                 decision = adapter.examine(client, request, options)
             return await _in_scope_async(
-                adapter, decision, options, request, stream, site,
+                adapter, _retry_goes_live(decision, retries_taken), options, request, stream, site,
                 send=lambda: wrapped(*args, **kwargs), response_of=lambda sent: sent[0],
                 answered=lambda response: (response, attempt),
                 retried=lambda error: _anthropic_sdk.sdk_would_retry(client, error))
@@ -185,10 +186,12 @@ def _openai_sync(target: PatchTarget) -> Wrapper:
             sent = wrapped(*args, **kwargs)
             _record_live(adapter, sent, stream, None, site)
             return sent
+        decision = _retry_goes_live(adapter.examine(client, request, options, endpoint),
+                                    _openai_sdk.retries_taken(request))
         return _in_scope_sync(
-            adapter, adapter.examine(client, request, options, endpoint), options, request,
-            stream, send=lambda: wrapped(*args, **kwargs), response_of=_same,
-            answered=_same, retried=None)
+            adapter, decision, options, request, stream, send=lambda: wrapped(*args, **kwargs),
+            response_of=_same, answered=_same, retried=None,
+            send_as=_sending(wrapped, args, kwargs))
 
     return wrapper
 
@@ -209,10 +212,12 @@ def _openai_async(target: PatchTarget) -> Wrapper:
         site = current_site() if options is not None else _unscoped(current_site())
         if options is None:
             return _observed_async(adapter, wrapped(*args, **kwargs), stream, site)
+        decision = _retry_goes_live(adapter.examine(client, request, options, endpoint),
+                                    _openai_sdk.retries_taken(request))
         return _in_scope_async(
-            adapter, adapter.examine(client, request, options, endpoint), options, request,
-            stream, site, send=lambda: wrapped(*args, **kwargs), response_of=_same,
-            answered=_same, retried=None)
+            adapter, decision, options, request, stream, site,
+            send=lambda: wrapped(*args, **kwargs), response_of=_same, answered=_same,
+            retried=None, send_as=_sending(wrapped, args, kwargs))
 
     return wrapper
 
@@ -225,6 +230,24 @@ def _same(value: R) -> R:
     return value
 
 
+def _sending(wrapped: Callable[..., R], args: tuple[Any, ...],
+             kwargs: dict[str, Any]) -> Callable[[httpx2.Request], R]:
+    """An OpenAI ``_send_request`` call like this one, sending another request instead."""
+    rest = {name: value for name, value in kwargs.items() if name != "request"}
+    return lambda other: wrapped(other, *args[1:], **rest)
+
+
+_RETRY = "a retry of a live attempt"
+
+
+def _retry_goes_live(decision: Deferral | Live, retries_taken: int) -> Deferral | Live:
+    """A request the SDK sends again is a retry of a live attempt (a rescued call, or one
+    that went live): deferred answers are never retried. It goes live, unannounced."""
+    if retries_taken and isinstance(decision, Deferral):
+        return Live(_RETRY, decision.params)
+    return decision
+
+
 # -- a request inside a deferrable scope ------------------------------------------------
 
 
@@ -232,11 +255,15 @@ def _in_scope_sync(adapter: Any, decision: Deferral | Live, options: Options,
                    request: httpx2.Request | None, stream: bool, *, send: Callable[[], R],
                    response_of: Callable[[R], httpx2.Response],
                    answered: Callable[[httpx2.Response], R],
-                   retried: Callable[[BaseException], bool] | None) -> R:
-    """Carry out the decision for a request made in a sync scope (or a sync @deferrable)."""
+                   retried: Callable[[BaseException], bool] | None,
+                   send_as: Callable[[httpx2.Request], R] | None = None) -> R:
+    """Carry out the decision for a request made in a sync scope (or a sync @deferrable).
+    `send` sends the request as the SDK built it; `send_as` sends another in its place
+    (a flex request), where the provider has flex."""
     site = current_site()
     if isinstance(decision, Live):
-        _going_live(decision.reason, site, options)
+        if decision.reason != _RETRY:
+            _going_live(decision.reason, site, options)
         with _Holds(adapter, decision.params) as holds:
             sent = send()
             holds.settle_live(response_of(sent),
@@ -247,18 +274,34 @@ def _in_scope_sync(adapter: Any, decision: Deferral | Live, options: Options,
     if not _greenlets.in_task():
         _waits_in_a_row(site)
     with _Holds(adapter, decision.params) as holds:
-        future = engine().submit(decision.target, decision.params, decision.size, options,
-                                 decision.units, site)
-        try:
-            answer: Answer = _greenlets.wait(future)
-        except Exception as error:
-            final = _final(error, retried)
-            if final is error:
-                raise
-            raise final  # noqa: B904 - a __cause__ would have the SDK's retry loop send it again
-        holds.settle_answer(answer)
-        return answered(answer.response(request, request_id_header=adapter.REQUEST_ID_HEADER,
-                                        replay=decision.replay))
+        lane_options = options
+        flex_first = options.lane == "flex" and send_as is not None
+        while True:
+            if flex_first and send_as is not None:
+                sent_flex = _flex.send_sync(adapter, request, send_as, response_of)
+                if sent_flex is not None:
+                    _served_flex(adapter, holds, response_of(sent_flex), stream, options, site)
+                    return sent_flex
+                lane_options = options.replace(lane="batch")
+            future = engine().submit(decision.target, decision.params, decision.size,
+                                     lane_options, decision.units, site)
+            try:
+                answer: Answer = _greenlets.wait(future)
+            except SendFlex:
+                flex_first = True
+                continue
+            except RescueLive as rescue:
+                sent = _rescue.run_sync(send)
+                _rescued(adapter, rescue, holds, response_of(sent), stream, options, site)
+                return sent
+            except Exception as error:
+                final = _final(error, retried)
+                if final is error:
+                    raise
+                raise final  # noqa: B904 - a __cause__ would have the SDK's retry loop send it again
+            holds.settle_answer(answer)
+            return answered(answer.response(request, request_id_header=adapter.REQUEST_ID_HEADER,
+                                            replay=decision.replay))
 
 
 async def _in_scope_async(adapter: Any, decision: Deferral | Live, options: Options,
@@ -266,10 +309,12 @@ async def _in_scope_async(adapter: Any, decision: Deferral | Live, options: Opti
                           send: Callable[[], Awaitable[R]],
                           response_of: Callable[[R], httpx2.Response],
                           answered: Callable[[httpx2.Response], R],
-                          retried: Callable[[BaseException], bool] | None) -> R:
+                          retried: Callable[[BaseException], bool] | None,
+                          send_as: Callable[[httpx2.Request], Awaitable[R]] | None = None) -> R:
     """`_in_scope_sync` for async code."""
     if isinstance(decision, Live):
-        _going_live(decision.reason, site, options)
+        if decision.reason != _RETRY:
+            _going_live(decision.reason, site, options)
         with _Holds(adapter, decision.params) as holds:
             sent = await send()
             holds.settle_live(response_of(sent),
@@ -278,18 +323,55 @@ async def _in_scope_async(adapter: Any, decision: Deferral | Live, options: Opti
     assert request is not None
     count_deferred()
     with _Holds(adapter, decision.params) as holds:
-        waiting = engine().submit_async(decision.target, decision.params, decision.size,
-                                        options, decision.units, site)
-        try:
-            answer: Answer = await waiting
-        except Exception as error:
-            final = _final(error, retried)
-            if final is error:
-                raise
-            raise final  # noqa: B904 - a __cause__ would have the SDK's retry loop send it again
-        holds.settle_answer(answer)
-        return answered(answer.response(request, request_id_header=adapter.REQUEST_ID_HEADER,
-                                        replay=decision.replay))
+        lane_options = options
+        flex_first = options.lane == "flex" and send_as is not None
+        while True:
+            if flex_first and send_as is not None:
+                sent_flex = await _flex.send_async(adapter, request, send_as, response_of)
+                if sent_flex is not None:
+                    _served_flex(adapter, holds, response_of(sent_flex), stream, options, site)
+                    return sent_flex
+                lane_options = options.replace(lane="batch")
+            waiting = engine().submit_async(decision.target, decision.params, decision.size,
+                                            lane_options, decision.units, site)
+            try:
+                answer: Answer = await waiting
+            except SendFlex:
+                flex_first = True
+                continue
+            except RescueLive as rescue:
+                rescued = await _rescue.run_async(send)
+                _rescued(adapter, rescue, holds, response_of(rescued), stream, options, site)
+                return rescued
+            except Exception as error:
+                final = _final(error, retried)
+                if final is error:
+                    raise
+                raise final  # noqa: B904 - a __cause__ would have the SDK's retry loop send it again
+            holds.settle_answer(answer)
+            return answered(answer.response(request, request_id_header=adapter.REQUEST_ID_HEADER,
+                                            replay=decision.replay))
+
+
+def _rescued(adapter: Any, rescue: RescueLive, holds: _Holds, response: httpx2.Response,
+             stream: bool, options: Options, site: str) -> None:
+    """A rescued call's live attempt answered: record its spend (marked rescued), charge
+    the budgets, and keep a successful answer in the journal for a rerun."""
+    spent = _record_live(adapter, response, stream, options, f"{site} {_rescue.RESCUED}")
+    holds.settle_live(response, spent)
+    body = live_body(response, stream)
+    if body is not None and rescue.keep is not None:
+        rescue.keep(body, response.headers.get(adapter.REQUEST_ID_HEADER, ""))
+
+
+def _served_flex(adapter: Any, holds: _Holds, response: httpx2.Response, stream: bool,
+                 options: Options, site: str) -> None:
+    """A flex answer: record its spend at batch prices and charge the budgets so."""
+    spent = _record_live(adapter, response, stream, options, site, mode="flex")
+    if response.is_success:
+        holds.settle(spent, batch=True)
+    else:
+        holds.release()
 
 
 class _SerialWaits(threading.local):
@@ -364,7 +446,8 @@ async def _observed_async(adapter: Any, sending: Awaitable[httpx2.Response], str
 
 
 def _record_live(adapter: Any, response: httpx2.Response, stream: bool,
-                 options: Options | None, site: str) -> tuple[str, Tokens] | None:
+                 options: Options | None, site: str,
+                 mode: str = "live") -> tuple[str, Tokens] | None:
     """Record a live call's spend in the ledger of its scope's journal (outside a scope,
     the default one's); returns it. In a scope, a call whose usage is not known here (a
     stream) is recorded too, as a call of unknown cost. Outside a scope, only in observe
@@ -377,10 +460,10 @@ def _record_live(adapter: Any, response: httpx2.Response, stream: bool,
         return spent
     if spent is not None:
         live_ledger.add((options or defaults()).store,
-                        Spend(site, adapter.PROVIDER, spent[0], "live", spent[1]))
+                        Spend(site, adapter.PROVIDER, spent[0], mode, spent[1]))
     elif options is not None:
         model = _model_of(response.request)
-        live_ledger.add(options.store, Spend(site, adapter.PROVIDER, model, "live", None))
+        live_ledger.add(options.store, Spend(site, adapter.PROVIDER, model, mode, None))
     return spent
 
 

@@ -93,6 +93,14 @@ def _add_emulator(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     emulator.add_argument("--batch-latency", type=_non_negative_float, default=0.0,
                           metavar="SECONDS",
                           help="seconds from a batch's creation to its end (default: %(default)s)")
+    emulator.add_argument("--flex-latency", type=_non_negative_float, default=0.0,
+                          metavar="SECONDS",
+                          help='seconds a live OpenAI flex request (service_tier "flex") takes '
+                               "before it is answered (default: %(default)s)")
+    emulator.add_argument("--background-latency", type=_non_negative_float, default=0.0,
+                          metavar="SECONDS",
+                          help="seconds from an OpenAI background response's creation to its "
+                               "end (default: %(default)s)")
     emulator.add_argument("--data-dir", metavar="DIR",
                           help="keep uploaded files and results here (default: a temporary "
                                "directory, removed on exit)")
@@ -102,6 +110,9 @@ def _add_emulator(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     faults.add_argument("--error-rate-status", type=int, default=500, metavar="STATUS",
                         help="HTTP status of those failures (default: %(default)s)")
     faults.add_argument("--seed", type=int, default=0, help="seed of the error choice")
+    faults.add_argument("--flex-unavailable-rate", type=_fraction, default=0.0, metavar="R",
+                        help='share of live flex requests refused with 429 "Resource '
+                             'Unavailable", chosen deterministically')
     faults.add_argument("--expire-batches", action="store_true",
                         help="batches expire when their latency ends instead of completing")
     faults.add_argument("--expire-completed-fraction", type=_fraction, default=0.0,
@@ -142,8 +153,10 @@ def _run_emulator(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"deferrable emulator: {error}", file=sys.stderr)
         return 2
-    emulator = Emulator(batch_latency=args.batch_latency, faults=_faults(args), quirks=quirks,
-                        limits=limits, host=args.host, port=args.port, data_dir=args.data_dir)
+    emulator = Emulator(batch_latency=args.batch_latency, flex_latency=args.flex_latency,
+                        background_latency=args.background_latency, faults=_faults(args),
+                        quirks=quirks, limits=limits, host=args.host, port=args.port,
+                        data_dir=args.data_dir)
 
     def announce(url: str) -> None:
         print(f"deferrable emulator listening on {url} (OpenAI base_url: {url}/v1)", flush=True)
@@ -167,7 +180,7 @@ def _faults(args: argparse.Namespace) -> Faults:
     holds += [Hold(route, after=seconds, times=None) for route, seconds in args.hold_after]
     return Faults(
         error_rate=args.error_rate, error_rate_status=args.error_rate_status, seed=args.seed,
-        expire_batches=args.expire_batches,
+        flex_unavailable_rate=args.flex_unavailable_rate, expire_batches=args.expire_batches,
         expire_completed_fraction=args.expire_completed_fraction,
         cancel_completed_fraction=args.cancel_completed_fraction,
         truncate_results_after=args.truncate_results_after, truncate_mode=args.truncate_mode,

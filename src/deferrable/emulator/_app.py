@@ -1,5 +1,6 @@
 """The aiohttp application: both providers' routes behind one middleware that counts,
-stamps request ids, injects HTTP faults, checks authentication and renders errors."""
+stamps request ids, injects outages and HTTP faults, checks authentication and renders
+errors."""
 
 from __future__ import annotations
 
@@ -56,6 +57,11 @@ def _middleware(state: EmulatorState) -> Middleware:
         request[REQUEST_ID] = anthropic_request_id() if anthropic else openai_request_id()
         route = route_key(request)
         state.stats.count_request(route)
+        outage = _outage_error(state)
+        if outage is not None:  # the API is unreachable: no hold or fault is spent
+            refused = _render(request, outage, state)
+            refused.headers.update(request_id_header(request))
+            return refused
         before, after = state.take_holds(route)
         if before > 0:
             await asyncio.sleep(before)
@@ -93,6 +99,19 @@ async def _answer(request: web.Request, handler: Handler, state: EmulatorState, 
     if not response.prepared:
         response.headers.update(request_id_header(request))
     return response
+
+
+def _outage_error(state: EmulatorState) -> ApiError | None:
+    """The error every request gets while an outage lasts (`Faults.outage_until`), if one
+    does: `outage_status`, which the SDKs are told not to retry."""
+    faults = state.faults
+    until = faults.outage_until
+    if until is None or state.clock.now() >= until:
+        return None
+    error = injected_error(faults.outage_status)
+    error.message = "The service is unavailable: an outage injected by the emulator's faults."
+    error.headers = _fault_headers(None, None, should_retry=False)
+    return error
 
 
 def _check_anthropic(request: web.Request) -> None:

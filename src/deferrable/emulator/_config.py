@@ -79,6 +79,9 @@ class Faults:
     Timing: `holds` delay requests before or after they are handled (every matching
     hold with uses left applies, one use each, and their delays add up);
     `results_line_delay` slows result downloads line by line.
+
+    An outage: until `outage_until` on the emulator's clock, every request is answered
+    with `outage_status` (see `Emulator.outage()`). Batches run on meanwhile.
     """
 
     error_rate: float = 0.0
@@ -100,6 +103,14 @@ class Faults:
     results_line_delay: float = 0.0
     """Seconds waited before sending each line of a result download (Anthropic results,
     OpenAI file contents), so that a reader can be stopped mid-stream."""
+    outage_until: float | None = None
+    """While the emulator's clock (`emu.state.clock.now()`) is before this time, every
+    request on any route of either provider is answered with `outage_status` in the
+    provider's error envelope and ``x-should-retry: false`` (no injected fault or hold is
+    spent on it); ``/_emulator/`` routes still answer, and batches keep running: the API is
+    unreachable, the batches are not failing."""
+    outage_status: int = 503
+    """The status of every answer during an outage."""
     http: list[HttpFault] = field(default_factory=list)
     holds: list[Hold] = field(default_factory=list)
 

@@ -211,6 +211,18 @@ class Emulator:
         self.state.faults.http.append(fault)
         return fault
 
+    def outage(self, seconds: float, status: int = 503) -> None:
+        """Make the API unreachable for `seconds` of the emulator's time from now: every
+        request is answered with `status` (not to be retried) until then, while batches run
+        on. Replaces an outage in progress; ``outage(0)`` ends one."""
+        if not seconds >= 0:  # also rejects nan
+            raise ValueError(f"an outage lasts zero seconds or more, not {seconds}")
+        if not 400 <= status <= 599:
+            raise ValueError(f"an outage answers with an error status (400-599), not {status}")
+        faults = self.state.faults
+        faults.outage_status = status
+        faults.outage_until = self.state.clock.now() + seconds
+
     def advance(self, seconds: float) -> None:
         """Move the emulator's clock forward (e.g. 24 h, to make batches expire)."""
         self.state.clock.advance(seconds)

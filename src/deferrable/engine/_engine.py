@@ -26,17 +26,21 @@ from typing import Any, TypeVar
 from asyncio_throttle.throttler import Throttler
 
 from .._deferred import Deferred
-from .._errors import BatchSubmissionError, DeferrableError, MissingResultError
-from .._options import Options
+from .._errors import BatchSubmissionError, DeadlineExceededError, DeferrableError, MissingResultError
+from .._options import Options, deadline_at
 from ..journal import OPEN_STATES, BatchRecord, Journal, NullJournal, is_alive, journal_for, process_token
 from ._buffer import Buffer, GroupLimits
 from ._follow import Follow
+from ._lanes import choose_lane
 from ._lifecycle import (
     READ_ATTEMPTS,
     Act,
     Action,
+    CancelAnswered,
     Created,
     CreateFailed,
+    DeadlineNear,
+    DeadlinePassed,
     Done,
     Event,
     Found,
@@ -48,11 +52,13 @@ from ._lifecycle import (
     Polled,
     PollFailed,
     Rejected,
+    Rescue,
     ResultsRead,
+    Verified,
 )
 from ._retry import create_failure
 from ._settle import Settler
-from ._target import Call, RequestRejectedError, Target
+from ._target import Call, RequestRejectedError, RescueLive, SendFlex, Target
 from ._work import belongs, plan_launch, resolve_from, serve
 
 log = logging.getLogger("deferrable")
@@ -63,7 +69,6 @@ _INBOX_DELAY = 0.01
 """Seconds the engine lets submissions accumulate before taking them: one wake-up per
 burst instead of one per call keeps the engine thread from contending for the GIL."""
 _EXIT_GRACE = 10.0
-_POLL_FAILURES_TOLERATED = 8
 
 
 class Engine:
@@ -96,14 +101,14 @@ class Engine:
         """Buffer one call of `size` bytes and `units` units (see `Target.max_units`) made
         at `site`; the returned future resolves when its batch's result arrives."""
         future: Deferred[Any] = Deferred()
-        self._enqueue(Call(target, body, future, options, site), size, units)
+        self._enqueue(_call(target, body, future, options, site), size, units)
         return future
 
     def submit_async(self, target: Target, body: Any, size: int, options: Options,
                      units: int = 1, site: str = "?") -> asyncio.Future[Any]:
         """`submit()` for a coroutine: the future belongs to the caller's running loop."""
         future = asyncio.get_running_loop().create_future()
-        self._enqueue(Call(target, body, future, options, site), size, units)
+        self._enqueue(_call(target, body, future, options, site), size, units)
         return future
 
     def _enqueue(self, call: Call, size: int, units: int) -> None:
@@ -181,12 +186,19 @@ class Engine:
             self._inbox.clear()
             self._wake_scheduled = False
         now = time.monotonic()
+        late: list[Call] = []
         for call, size, units in entries:
+            max_wait = call.options.max_wait
+            if call.rescue_at is not None:
+                if call.rescue_at <= now:  # too near its deadline for any batch
+                    late.append(call)
+                    continue
+                max_wait = min(max_wait, call.rescue_at - now)
             try:
                 limits = GroupLimits(
                     max_requests=max(1, min(call.options.max_batch_size, call.target.max_requests)),
                     max_bytes=max(1, min(call.options.max_batch_bytes, call.target.max_bytes)),
-                    max_wait=call.options.max_wait, max_units=call.target.max_units)
+                    max_wait=max_wait, max_units=call.target.max_units)
                 batches = self._buffer.add((call.target.key, call.options), call, size, limits,
                                            now, units)
             except Exception as error:  # this call alone fails; the others go on
@@ -195,6 +207,8 @@ class Engine:
                 continue
             for batch in batches:
                 self._launch(batch)
+        if late:
+            self._rescue(late, None, "was made too near its deadline for a batch")
         self._rearm_timer()
 
     def _rearm_timer(self) -> None:
@@ -216,8 +230,29 @@ class Engine:
     def _launch(self, calls: list[Call]) -> None:
         """Submit `calls` as a batch, leaving out those cancelled while buffered."""
         calls = [call for call in calls if not call.future.done()]
+        if calls and calls[0].options.lane == "auto" and calls[0].target.offers_flex:
+            calls = self._send_flex(calls)
         if calls:
             self._spawn(self._submitting, self._run_batch(calls))
+
+    @staticmethod
+    def _send_flex(calls: list[Call]) -> list[Call]:
+        """Settle the calls of a ``lane="auto"`` group that go flex with the signal that
+        sends them so; returns the others."""
+        now = time.monotonic()
+        batch: list[Call] = []
+        flex: list[Call] = []
+        for call in calls:
+            left = call.rescue_at - now if call.rescue_at is not None else None
+            lane = choose_lane("auto", offers_flex=True, group_size=len(calls), seconds_left=left)
+            (flex if lane == "flex" else batch).append(call)
+        if flex:
+            log.info("deferrable: %d call(s) go flex (lane='auto')", len(flex))
+            settler = Settler()
+            for call in flex:
+                settler.settle(call.future, None, SendFlex())
+            settler.dispatch()
+        return batch
 
     def _spawn(self, tasks: set[asyncio.Task[Any]], work: Coroutine[Any, Any, Any]) -> None:
         assert self._loop is not None
@@ -266,20 +301,50 @@ class Engine:
         while isinstance(action, Act):
             if (until_created and life.batch_id is not None) or self._closed:
                 return action
-            if action.after > 0:
-                await asyncio.sleep(action.after)
-            if action.step == "create":
-                event = await self._create(follow, pending)
-            elif action.step == "look_for":
-                event = await self._look_for(follow, pending)
-            elif action.step == "poll":
-                event = await self._poll(follow, life)
-            else:
-                event = await self._read(follow, life)
+            event = (await self._wait(follow, life, action.after)
+                     or await self._step(action, follow, life, pending))
             action = life.on(event, time.monotonic())
             follow.batch_id = life.batch_id
-        await self._conclude(follow, life, action)
+            follow.rescuing = life.rescuing
+        if isinstance(action, Rescue):
+            await self._rescue_follow(follow, life)
+        else:
+            await self._conclude(follow, life, action)
         return action
+
+    async def _step(self, action: Act, follow: Follow, life: Lifecycle,
+                    pending: dict[str, Any]) -> Event:
+        """Carry out one step of the batch's life; what happened."""
+        if action.step == "create":
+            return await self._create(follow, pending)
+        if action.step == "look_for":
+            return await self._look_for(follow, pending)
+        if action.step == "poll":
+            return await self._poll(follow, life)
+        if action.step == "cancel":
+            return await self._cancel(follow, life)
+        if action.step == "verify":
+            return await self._verify(follow, life)
+        return await self._read(follow, life)
+
+    async def _wait(self, follow: Follow, life: Lifecycle,
+                    seconds: float) -> DeadlineNear | DeadlinePassed | None:
+        """Wait `seconds` before the next step, unless a waiting call's rescue time (or,
+        once rescuing, its deadline) comes first: then that event."""
+        rescue_at, deadline = follow.moments()
+        moment = None if life.overdue else deadline if life.rescuing else rescue_at
+        if moment is None:
+            if seconds > 0:
+                await asyncio.sleep(seconds)
+            return None
+        left = moment - time.monotonic()
+        if left > seconds:
+            if seconds > 0:
+                await asyncio.sleep(seconds)
+            return None
+        if left > 0:
+            await asyncio.sleep(left)
+        return DeadlinePassed() if life.rescuing else DeadlineNear()
 
     async def _create(self, follow: Follow, pending: dict[str, Any]) -> Event:
         """Create the batch of the `pending` requests and record its id. A request the
@@ -322,9 +387,9 @@ class Engine:
             return LookupFailed()
         if found is None:
             return NotFound()
-        await self._record(journal.submitted, token, found)
+        await self._record(journal.submitted, token, found[0])
         follow.expected = len(pending)
-        return Found(found)
+        return Found(*found)
 
     async def _poll(self, follow: Follow, life: Lifecycle) -> Event:
         """Whether the batch has ended; an ended batch is finishing from here on."""
@@ -345,6 +410,33 @@ class Engine:
             task.add_done_callback(self._finishing.discard)
         return Polled(ended)
 
+    async def _verify(self, follow: Follow, life: Lifecycle) -> Event:
+        """Check an adopted batch by its first result line."""
+        try:
+            ours = await self._io(belongs, follow.target, life.batch_id, follow.journal,
+                                  follow.token)
+        except Exception as error:
+            follow.last_error = error
+            log.warning("checking batch %s failed (%r); trying again", life.batch_id, error)
+            return PollFailed()
+        if not ours:
+            log.warning("batch %s, adopted for batch %s whose create call got no answer, "
+                        "holds other requests: the create was lost, its calls go again",
+                        life.batch_id, follow.token)
+        return Verified(ours)
+
+    async def _cancel(self, follow: Follow, life: Lifecycle) -> Event:
+        """Cancel the batch at a deadline (what finished before stays readable)."""
+        log.info("deadline near: cancelling batch %s (%d call(s) waiting); what finished "
+                 "is read, the rest rescued", life.batch_id, follow.waiting())
+        try:
+            await self._io(follow.target.cancel, life.batch_id)
+        except Exception as error:  # it may have ended meanwhile: polling tells
+            log.warning("cancelling batch %s failed (%r); following it to its end",
+                        life.batch_id, error)
+            return CancelAnswered(ok=False)
+        return CancelAnswered(ok=True)
+
     async def _read(self, follow: Follow, life: Lifecycle) -> Event:
         """Read the results stream, resolving each call as its line arrives (lines read
         by an earlier pass are skipped)."""
@@ -358,15 +450,21 @@ class Engine:
             follow.last_error, broken = error, True
             log.warning("reading the results of batch %s broke (%r)", life.batch_id, error)
         finally:
-            self._resubmit(again, life.batch_id)
+            self._resubmit(again, life.batch_id, follow)
         missing = follow.missing_lines()
         if missing:
             log.warning("the results of batch %s are %d line(s) short; reading again",
                         life.batch_id, missing)
         return ResultsRead(missing, broken)
 
-    def _resubmit(self, calls: list[Call], batch_id: str | None) -> None:
-        """Send calls whose result was transient again, in later batches."""
+    def _resubmit(self, calls: list[Call], batch_id: str | None, follow: Follow) -> None:
+        """Send calls whose result was transient again, in later batches; those whose
+        rescue time has come (or which a deadline's cancel stopped) are rescued instead."""
+        now = time.monotonic()
+        due = [c for c in calls if c.rescue_at is not None and c.rescue_at <= now]
+        if due:
+            self._rescue(due, follow, "reached its deadline")
+            calls = [c for c in calls if not (c.rescue_at is not None and c.rescue_at <= now)]
         if not calls:
             return
         log.info("resubmitting %d request(s) of batch %s whose results were transient "
@@ -378,8 +476,14 @@ class Engine:
             self._launch(group)
 
     async def _conclude(self, follow: Follow, life: Lifecycle, action: Done | GiveUp) -> None:
-        """Deliver what is left and clean up (`Done`), or fail the calls still waiting."""
+        """Deliver what is left and clean up (`Done`), or fail the calls still waiting
+        (rescue them, once a deadline came)."""
         journal, token, batch_id = follow.journal, follow.token, life.batch_id
+        if life.rescuing and (isinstance(action, Done) or action.submitted):
+            if isinstance(action, Done):
+                await self._record(journal.collected, token)
+            await self._rescue_follow(follow, life)
+            return
         if isinstance(action, Done):
             await self._record(journal.collected, token)
             await self._finish(follow, MissingResultError(
@@ -391,6 +495,10 @@ class Engine:
                     log.warning("deleting the files of batch %s failed: %r", batch_id, failed)
             return
         error = follow.last_error
+        if action.reason == "not_ours":
+            await self._record(journal.lose, token)
+            await self._finish(follow, None)
+            return
         if not action.submitted:
             if action.reason != "lookup_failed":
                 await self._record(journal.failed, token)
@@ -411,6 +519,82 @@ class Engine:
         failure.__cause__ = error
         await self._finish(follow, failure)
 
+    async def _rescue_follow(self, follow: Follow, life: Lifecycle) -> None:
+        """Rescue every call still waiting on `follow`'s batch (journalled first, so that
+        a rerun does not send them again)."""
+        rest = follow.close()
+        self._forget(follow)
+        calls = [call for calls in rest.values() for call in calls if not call.future.done()]
+        if life.batch_id is None:
+            await self._record(follow.journal.failed, follow.token)
+        if calls:
+            why = ("reached its deadline before its cancelled batch ended" if life.overdue
+                   else "reached its deadline")
+            self._rescue(calls, follow, why)
+
+    def _rescue(self, calls: list[Call], follow: Follow | None, why: str) -> None:
+        """Settle `calls` whose deadline came: each runs live in its caller (the patch
+        layer sends it as the SDK would), or raises `DeadlineExceededError`, as its
+        `on_deadline` says. Live ones are marked in the journal before they are settled."""
+        live = [call for call in calls if _goes_live(call)]
+        where = f"batch {follow.batch_id or follow.token}" if follow is not None else "no batch"
+        log.info("deferrable: %d call(s) (%s) %s: %d run live, %d raise", len(calls), where,
+                 why, len(live), len(calls) - len(live))
+        settler = Settler()
+        for call in calls:
+            if not _goes_live(call):
+                settler.settle(call.future, None, DeadlineExceededError(
+                    f"this call {why} ({where}); it was not run live (on_deadline="
+                    f"{call.options.on_deadline!r}, strict={call.options.strict})"))
+        settler.dispatch()
+        if not live:
+            return
+        if follow is None:
+            _rescue_live(live, lambda call: None)
+            return
+        keep = self._keeper(follow)
+        ids = [call.custom_id for call in live if call.custom_id is not None]
+
+        async def mark_then_settle() -> None:
+            await self._record(follow.journal.rescuing, follow.token, ids)
+            _rescue_live(live, keep)
+
+        assert self._loop is not None
+        self._spawn(self._finishing, mark_then_settle())
+
+    def _keeper(self, follow: Follow) -> Callable[[Call], Callable[[Any, str], None]]:
+        """For a rescued call: the function the patch layer hands its live answer to. The
+        answers are kept in the journal together, by the engine's loop, off the callers'
+        threads."""
+        loop = self._loop
+        assert loop is not None
+        answers: list[tuple[str, Any]] = []
+        lock = threading.Lock()
+
+        async def write() -> None:
+            with lock:
+                taken = answers[:]
+                answers.clear()
+            if taken:
+                await self._record(follow.journal.kept, follow.token, taken,
+                                   follow.options.reuse_for)
+
+        def for_call(call: Call) -> Callable[[Any, str], None]:
+            def keep(body: Any, request_id: str) -> None:
+                if call.custom_id is None or not follow.journal.durable:
+                    return
+                line = follow.target.kept(call.custom_id, body, request_id)
+                with lock:
+                    answers.append((call.custom_id, line))
+                    first = len(answers) == 1
+                if first:  # one write takes every answer kept until it runs
+                    with contextlib.suppress(RuntimeError):  # the loop is gone: a rerun pays
+                        loop.call_soon_threadsafe(
+                            lambda: self._spawn(self._finishing, write()))
+            return keep
+
+        return for_call
+
     def _attach(self, journal: Journal | NullJournal, token: str, call: Call) -> None:
         """Make `call` wait on batch `token` (recorded earlier, perhaps by another
         process), following that batch unless this process already does."""
@@ -426,20 +610,21 @@ class Engine:
         """Follow a batch known from the journal: wait for its id (recovering it when its
         creator died first), then track it; calls of a batch that is gone go again."""
         try:
-            batch_id = await self._recorded_batch_id(follow)
+            found = await self._recorded_batch_id(follow)
         except Exception as error:
             await self._finish(follow, error)
             return
-        if batch_id is None:
+        if found is None:
             await self._finish(follow, None)
             return
-        follow.batch_id = batch_id
-        life = Lifecycle(_pace(follow.options), started=time.monotonic(), batch_id=batch_id)
+        follow.batch_id, verified = found
+        life = Lifecycle(_pace(follow.options), started=time.monotonic(),
+                         batch_id=follow.batch_id, verified=verified)
         await self._carry_out(follow, life, life.start(), {})
 
-    async def _recorded_batch_id(self, follow: Follow) -> str | None:
-        """The id of batch `follow.token`, once known; None when that batch is over or
-        never came to be."""
+    async def _recorded_batch_id(self, follow: Follow) -> tuple[str, bool] | None:
+        """The id of batch `follow.token` once known, and whether it is certain (else it
+        is checked when it ends); None when that batch is over or never came to be."""
         journal, token, options = follow.journal, follow.token, follow.options
         delay = options.poll_interval
         while True:
@@ -447,7 +632,7 @@ class Engine:
             if record is None or record.state not in OPEN_STATES:
                 return None
             if record.batch_id is not None:
-                return record.batch_id
+                return record.batch_id, True
             idle = (follow.key not in self._creating if record.owner == process_token()
                     else not is_alive(record.owner))
             if idle and await self._local(journal.take_over, token, record.owner):
@@ -456,22 +641,38 @@ class Engine:
                     await self._local(journal.lose, token)
                     log.warning("batch %s was never created; its requests go again", token)
                     return None
-                await self._local(journal.submitted, token, found)
+                await self._local(journal.submitted, token, found[0])
                 return found
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))
             delay = min(delay * 1.5, options.max_poll_interval)
 
-    async def _recover(self, follow: Follow, record: BatchRecord) -> str | None:
-        """The batch a create call made although its answer never came back, or None."""
+    async def _recover(self, follow: Follow, record: BatchRecord) -> tuple[str, bool] | None:
+        """The batch a create call made although its answer never came back, and whether
+        that is certain; None when there is none.
+
+        The provider's candidates (by tag, or by size and time) that the journal already
+        knows are someone else's. A tagged batch, or a single unknown candidate, is
+        adopted at once (the latter unverified: checked by its first result line when it
+        ends). Several unknown candidates are checked that way one by one, newest first.
+        """
         target = follow.target
         candidates = await self._io(target.recover, record.token, record.created_at,
                                     record.requests)
+        if candidates:
+            known = await self._local(follow.journal.batch_ids)
+            candidates = [candidate for candidate in candidates if candidate not in known]
+        if not candidates:
+            return None
+        if target.tags_batches:
+            return candidates[0], True
+        if len(candidates) == 1:
+            log.info("batch %s: adopting %s, the only batch of its size and time the "
+                     "journal does not know; checked when it ends", record.token, candidates[0])
+            return candidates[0], False
         for candidate in candidates:
-            if target.tags_batches:
-                return candidate
             await self._wait_for_end(target, candidate, follow.options)
             if await self._io(belongs, target, candidate, follow.journal, record.token):
-                return candidate
+                return candidate, True
         return None
 
     async def _finish(self, follow: Follow, error: BaseException | None) -> None:
@@ -539,31 +740,35 @@ class Engine:
         """Wait up to `timeout` seconds for batches whose results are being delivered to
         finish, file deletions included (run at interpreter exit, so that a script ending
         at its last result leaves no files behind)."""
-        loop, finishing = self._loop, list(self._finishing)
-        if loop is None or not finishing or loop.is_closed():
+        loop = self._loop
+        if loop is None or loop.is_closed():
             return
 
-        async def finish() -> None:
-            await asyncio.wait(finishing, timeout=timeout)
+        async def finish() -> None:  # (taken on the loop: work posted before counts)
+            finishing = list(self._finishing)
+            if finishing:
+                await asyncio.wait(finishing, timeout=timeout)
 
         with contextlib.suppress(Exception):
             asyncio.run_coroutine_threadsafe(finish(), loop).result(timeout + 1)
 
     async def _wait_for_end(self, target: Target, batch_id: str, options: Options) -> None:
-        delay = options.poll_interval
-        failures = 0
-        while True:
-            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+        """Poll a candidate batch until it ends (failed polls are logged and retried,
+        with the same capped backoff as a followed batch)."""
+        life = Lifecycle(_pace(options), started=time.monotonic(), batch_id=batch_id)
+        action = life.start()
+        while isinstance(action, Act):
+            await asyncio.sleep(action.after)
             try:
-                if await self._io(target.poll, batch_id):
-                    return
-                failures = 0
-            except Exception:
-                failures += 1
-                if failures > _POLL_FAILURES_TOLERATED:
-                    raise
-                log.warning("polling batch %s failed; retrying", batch_id, exc_info=True)
-            delay = min(delay * 1.5, options.max_poll_interval)
+                event: Event = Polled(await self._io(target.poll, batch_id))
+            except Exception as error:
+                log.warning("polling candidate batch %s failed (%r); polling on", batch_id,
+                            error)
+                event = PollFailed()
+            if isinstance(event, Polled) and event.ended:
+                return
+            action = life.on(event, time.monotonic())
+        raise BatchSubmissionError(f"candidate batch {batch_id} could not be polled to its end")
 
     async def _io(self, function: Callable[..., T], *args: Any) -> T:
         """Run a provider call in a worker thread, within the rate limit."""
@@ -608,6 +813,31 @@ def _left_behind(follow: Follow) -> str | None:
     return (f"deferrable: batch {follow.batch_id} ({follow.target.provider}) is still "
             f"running with {calls} waiting; rerun this script to collect them (nothing is "
             f"paid twice) or cancel it: deferrable cancel {follow.batch_id}{store}")
+
+
+def _call(target: Target, body: Any, future: Any, options: Options, site: str) -> Call:
+    """A call made now, with its deadline and rescue time (monotonic) when it has one."""
+    call = Call(target, body, future, options, site)
+    if options.deadline is not None:
+        wall = time.time()
+        at = deadline_at(options.deadline, wall)
+        if at is not None:
+            call.deadline = time.monotonic() + (at - wall)
+            call.rescue_at = call.deadline - options.rescue_margin
+    return call
+
+
+def _goes_live(call: Call) -> bool:
+    """Whether a call whose deadline came runs live (else it raises)."""
+    return call.options.on_deadline == "live" and not call.options.strict
+
+
+def _rescue_live(calls: list[Call], keep: Callable[[Call], Any]) -> None:
+    """Settle `calls` with the signal that makes their callers send them live."""
+    settler = Settler()
+    for call in calls:
+        settler.settle(call.future, None, RescueLive(call, keep(call)))
+    settler.dispatch()
 
 
 def _fail(calls: Iterable[Call], error: BaseException, cause: BaseException | None = None) -> None:

@@ -28,6 +28,9 @@ class Follow:
         """Custom ids whose result line has been read (a second pass skips them)."""
         self.cancelled_by_user = False
         """Whether a user cancelled the batch: its cancelled requests are not sent again."""
+        self.rescuing = False
+        """Whether a deadline came: requests the cancel stopped are rescued, not sent
+        again in a later batch."""
         self.last_error: BaseException | None = None
         """The latest failure of a call about this batch (create, poll or read)."""
         self._waiters: dict[str, list[Call]] = {}
@@ -58,6 +61,16 @@ class Follow:
         with self._lock:
             return sum(not call.future.done() for calls in self._waiters.values()
                        for call in calls)
+
+    def moments(self) -> tuple[float | None, float | None]:
+        """The earliest rescue time and the earliest deadline of the calls still waiting
+        (monotonic; None where no waiting call has one)."""
+        with self._lock:
+            waiting = [call for calls in self._waiters.values() for call in calls
+                       if not call.future.done()]
+        rescues = [c.rescue_at for c in waiting if c.rescue_at is not None]
+        deadlines = [c.deadline for c in waiting if c.deadline is not None]
+        return min(rescues, default=None), min(deadlines, default=None)
 
     def missing_lines(self) -> int:
         """Result lines not read yet: of the batch's requests when their number is known,

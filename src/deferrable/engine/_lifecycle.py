@@ -14,6 +14,12 @@ The rules:
 - Polls back off from `poll_interval` by x1.5 (jittered) up to `max_poll_interval`. Failed
   polls never fail the calls while the batch may still run: polling goes on with the same
   capped backoff until `give_up_at` (the provider's expiry plus a grace, or a deadline).
+- A deadline: when the earliest waiting call's deadline, less its margin, comes
+  (`DeadlineNear`) before the batch has ended, the batch is cancelled and followed to its
+  end, so that what finished before the cancel is read (paid once, at the batch price);
+  the calls left are then rescued. A batch not created yet is not created: its calls are
+  rescued at once. If the deadline itself passes (`DeadlinePassed`) before a cancelled
+  batch ends, its calls are rescued without waiting further.
 - Results are complete when every request's line has arrived. A short stream, cut or
   clean, is read again (lines already read are skipped by the reader); after
   `read_attempts` reads the missing calls fail, and the batch is not recorded as collected,
@@ -71,6 +77,17 @@ class Found:
     """The batch of a create call without an answer exists after all."""
 
     batch_id: str
+    verified: bool = True
+    """False for a candidate adopted on its size and time alone: its first result line
+    is checked when it ends."""
+
+
+@dataclass(frozen=True)
+class Verified:
+    """An adopted batch's first result line was checked: it holds this batch's requests,
+    or it is someone else's (the create was lost after all)."""
+
+    ours: bool
 
 
 @dataclass(frozen=True)
@@ -106,8 +123,26 @@ class ResultsRead:
     """Whether the stream broke (an error), rather than ending."""
 
 
+@dataclass(frozen=True)
+class DeadlineNear:
+    """A waiting call's deadline less its rescue margin has come."""
+
+
+@dataclass(frozen=True)
+class DeadlinePassed:
+    """A waiting call's deadline has come while its cancelled batch had not ended."""
+
+
+@dataclass(frozen=True)
+class CancelAnswered:
+    """The cancel call answered, or failed (the batch may have ended already)."""
+
+    ok: bool
+
+
 Event = (Created | Rejected | CreateFailed | Found | NotFound | LookupFailed | Polled
-         | PollFailed | ResultsRead)
+         | PollFailed | ResultsRead | DeadlineNear | DeadlinePassed | CancelAnswered
+         | Verified)
 
 
 # -- actions: what to do next -------------------------------------------------------------
@@ -117,7 +152,7 @@ Event = (Created | Rejected | CreateFailed | Found | NotFound | LookupFailed | P
 class Act:
     """Do `step` after waiting `after` seconds."""
 
-    step: Literal["create", "look_for", "poll", "read"]
+    step: Literal["create", "look_for", "poll", "verify", "read", "cancel"]
     after: float = 0.0
 
 
@@ -131,12 +166,21 @@ class GiveUp:
     """Stop: the calls still waiting fail (`reason` says why)."""
 
     reason: Literal["create_refused", "create_exhausted", "lookup_failed", "outage",
-                    "results_missing"]
+                    "results_missing", "not_ours"]
     submitted: bool
     """Whether a batch exists (so its results may still be read by a rerun)."""
 
 
-Action = Act | Done | GiveUp
+@dataclass(frozen=True)
+class Rescue:
+    """Stop following: every call still waiting is rescued (run live, or raises, as its
+    `on_deadline` says)."""
+
+    submitted: bool
+    """Whether a batch exists (cancelled, or being cancelled)."""
+
+
+Action = Act | Done | GiveUp | Rescue
 
 
 @dataclass(frozen=True)
@@ -153,11 +197,12 @@ class Lifecycle:
     """One batch, from its create call to its last result line."""
 
     def __init__(self, pace: Pace, *, started: float, give_up_at: float | None = None,
-                 batch_id: str | None = None,
+                 batch_id: str | None = None, verified: bool = True,
                  jitter: Callable[[], float] = lambda: random.uniform(0.8, 1.2)) -> None:
         """`started` is the monotonic time the batch's life begins; polling through
         failures stops at `give_up_at` (default: the provider's expiry plus a grace).
-        With `batch_id`, the batch exists already (recorded by an earlier run)."""
+        With `batch_id`, the batch exists already (recorded by an earlier run; adopted
+        unverified when not `verified`)."""
         self._pace = pace
         self._jitter = jitter
         self.give_up_at = started + EXPIRY + EXPIRY_GRACE if give_up_at is None else give_up_at
@@ -167,19 +212,45 @@ class Lifecycle:
         self._reads = 0
         self.failing_since: float | None = None
         """When the current run of failed polls began (None while polls answer)."""
+        self.rescuing = False
+        """Whether a deadline came: the batch is cancelled, its calls to be rescued."""
+        self.overdue = False
+        """Whether a deadline itself passed before the batch ended."""
+        self.ended = False
+        """Whether the batch has ended (its results are being read)."""
+        self.unverified = batch_id is not None and not verified
+        """Whether the batch was adopted on its size and time alone (a lost create's
+        only candidate): not cancelled, and checked by its first line when it ends."""
+        self._next: Act = Act("create")
 
     def start(self) -> Action:
         """The first action."""
         if self.batch_id is not None:
-            return self._poll()
+            return self._remember(self._poll())
         self._creates = 1
-        return Act("create")
+        return self._remember(Act("create"))
 
     def on(self, event: Event, now: float) -> Action:
         """The next action after `event`, at monotonic time `now`."""
+        return self._remember(self._on(event, now))
+
+    def _remember(self, action: Action) -> Action:
+        if isinstance(action, Act):
+            self._next = action
+        return action
+
+    def _on(self, event: Event, now: float) -> Action:
+        if isinstance(event, DeadlineNear | DeadlinePassed | CancelAnswered):
+            return self._on_deadline(event)
+        if self.rescuing and self.batch_id is None:
+            return self._rescue_before_created(event)
         if isinstance(event, Created | Found):
             self.batch_id = event.batch_id
-            return self._poll()
+            self.unverified = isinstance(event, Found) and not event.verified
+            return Act("cancel") if self.rescuing and not self.unverified else self._poll()
+        if isinstance(event, Verified):
+            self.unverified = False
+            return Act("read") if event.ours else GiveUp("not_ours", False)
         if isinstance(event, Rejected):
             return Act("create") if event.remaining else GiveUp("create_refused", False)
         if isinstance(event, CreateFailed):
@@ -190,12 +261,48 @@ class Lifecycle:
             return GiveUp("lookup_failed", False)
         if isinstance(event, Polled):
             self.failing_since = None
-            return Act("read") if event.ended else self._poll()
+            self.ended = self.ended or event.ended
+            if not event.ended:
+                return self._poll()
+            return Act("verify") if self.unverified else Act("read")
         if isinstance(event, PollFailed):
             if self.failing_since is None:
                 self.failing_since = now
             return self._poll() if now < self.give_up_at else GiveUp("outage", True)
         return self._after_read(event)
+
+    def _on_deadline(self, event: DeadlineNear | DeadlinePassed | CancelAnswered) -> Action:
+        if isinstance(event, CancelAnswered):
+            # Whether or not it answered (a batch that had ended refuses it), poll to the end.
+            self._poll_delay = self._pace.poll_interval
+            return self._poll()
+        if self.ended:  # the results are there: read them; the rest is rescued after
+            self.rescuing = True
+            return self._next
+        if isinstance(event, DeadlinePassed):
+            self.rescuing = self.overdue = True
+            return Rescue(self.batch_id is not None)
+        if self.rescuing:
+            return self._next
+        self.rescuing = True
+        if self.batch_id is not None:  # (a batch that may be someone else's is not cancelled)
+            return Rescue(True) if self.unverified else Act("cancel")
+        if self._next.step == "look_for":  # a batch may exist: find it first, to cancel it
+            return Act("look_for")
+        return Rescue(False)
+
+    def _rescue_before_created(self, event: Event) -> Action:
+        """A deadline came before the batch existed: cancel one that turns up, else
+        rescue (a create without an answer is looked for first)."""
+        if isinstance(event, Created | Found):
+            self.batch_id = event.batch_id
+            if isinstance(event, Found) and not event.verified:
+                self.unverified = True
+                return Rescue(True)
+            return Act("cancel")
+        if isinstance(event, CreateFailed) and not event.answered:
+            return Act("look_for")
+        return Rescue(False)
 
     def _after_failed_create(self, event: CreateFailed) -> Action:
         if not event.answered:

@@ -26,10 +26,10 @@ def create_failure(error: BaseException) -> CreateFailed:
     should_retry = headers.get("x-should-retry")
     retryable = should_retry == "true" or (
         should_retry != "false" and (status in (408, 409, 429) or status >= 500))
-    return CreateFailed(answered=True, retryable=retryable, retry_after=_retry_after(headers))
+    return CreateFailed(answered=True, retryable=retryable, retry_after=retry_after(headers))
 
 
-def _retry_after(headers: Any) -> float | None:
+def retry_after(headers: Any) -> float | None:
     """The server's requested delay (``retry-after-ms`` or ``retry-after`` seconds)."""
     for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
         value = headers.get(name)

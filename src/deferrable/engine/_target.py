@@ -89,6 +89,17 @@ class Target(Protocol):
         """Ids of batches that may be the one created with `tag` around `created_at`
         (epoch seconds) holding `requests` requests, whose create call's answer was lost."""
 
+    @property
+    def offers_flex(self) -> bool:
+        """Whether the destination's requests can go flex (OpenAI's flex processing)."""
+
+    def cancel(self, batch_id: str) -> None:
+        """Ask the provider to cancel the batch (what already finished stays readable)."""
+
+    def kept(self, custom_id: str, body: Any, request_id: str) -> Any:
+        """The result line a successful live answer (its JSON `body`) would have been in a
+        batch: how a call rescued live is kept in the journal for a rerun."""
+
     def discard(self, batch_id: str) -> None:
         """Delete what the batch left at the provider (e.g. files) once its results are
         read; called only when the `delete_files` option holds."""
@@ -118,3 +129,29 @@ class Call:
     """The request's identity, assigned when its batch is planned."""
     resubmitted: int = 0
     """How many times a transient result sent the request again in a later batch."""
+    deadline: float | None = None
+    """The monotonic time of the call's deadline, if it has one."""
+    rescue_at: float | None = None
+    """The monotonic time at which its batch is cancelled and the call rescued, if it has
+    not ended by then: the deadline less the rescue margin."""
+
+
+class RescueLive(Exception):  # noqa: N818 - a signal to the patch layer, not an error
+    """What a call whose deadline came is settled with when it goes live: the patch layer
+    sends it as the SDK would, then hands the answer to `keep` (for the journal)."""
+
+    def __init__(self, call: Call, keep: Any) -> None:
+        super().__init__("deferrable: this call's deadline came before its batch ended; "
+                         "it runs live")
+        self.call = call
+        self.keep = keep
+        """``keep(body, request_id)``: record the successful live answer for a rerun."""
+
+
+class SendFlex(Exception):  # noqa: N818 - a signal to the patch layer, not an error
+    """What a call of a ``lane="auto"`` group is settled with when it goes flex: the patch
+    layer sends it live with ``service_tier="flex"``, and submits it again for a batch if
+    flex has no capacity."""
+
+    def __init__(self) -> None:
+        super().__init__("deferrable: this call goes flex")

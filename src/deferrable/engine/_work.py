@@ -53,7 +53,8 @@ def serve(target: Target, answered: Iterable[tuple[Call, Any]]) -> None:
 def resolve_from(follow: Follow, batch_id: str, again: list[Call]) -> None:
     """Read the batch's result lines: each chunk is recorded in the journal first, then
     its calls are settled, so that no caller sees a result a rerun would pay for again.
-    Calls whose result is transient and may be sent again are put in `again` instead."""
+    Calls whose result is transient and may be sent again (or, once a deadline cancelled
+    the batch, rescued) are put in `again` instead."""
     target, journal = follow.target, follow.journal
     reuse_for = follow.options.reuse_for
     limit = follow.options.max_retries
@@ -84,6 +85,9 @@ def resolve_from(follow: Follow, batch_id: str, again: list[Call]) -> None:
             if calls:
                 value, error = target.outcome(line)
                 transient = not succeeded and _transient(follow, line, error)
+                if transient and follow.rescuing:  # stopped by the deadline's cancel
+                    again.extend(calls)
+                    calls = []
                 for call in [c for c in calls if resubmits(transient, c.resubmitted, limit)]:
                     call.resubmitted += 1
                     again.append(call)

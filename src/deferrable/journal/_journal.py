@@ -157,6 +157,8 @@ class Journal:
         record = self._read(cache, _REQUEST + custom_id)
         if record is None:
             return ("submit", None)
+        if "result" not in record and record.get("rescued"):
+            return ("submit", None)  # run live by a process that ended before its answer
         if "result" in record:
             if not record.get("delivered"):
                 self._write(cache, _REQUEST + custom_id, {**record, "delivered": True},
@@ -241,7 +243,7 @@ class Journal:
                 if not (delivered and line is not None):
                     # A line nobody here waits for: keep what another process recorded.
                     record = self._read(cache, key)
-                    if record is None or record.get("batch") != token:
+                    if record is None or record.get("batch") != token or record.get("rescued"):
                         continue
                     if line is None:
                         if "result" not in record:
@@ -251,6 +253,23 @@ class Journal:
                 self._write(cache, key, {"batch": token, "result": line, "received_at": now,
                                          "delivered": delivered},
                             expire=reuse_for if delivered else None)
+
+    def rescuing(self, token: str, custom_ids: list[str]) -> None:
+        """Requests of batch `token` are about to run live (their deadline came): a rerun
+        neither waits on the batch for them nor takes a line it delivers late."""
+        with self._transaction() as cache:
+            for custom_id in custom_ids:
+                self._write(cache, _REQUEST + custom_id, {"batch": token, "rescued": True})
+
+    def kept(self, token: str, answers: list[tuple[str, Any]], reuse_for: float) -> None:
+        """The live answers of rescued requests of batch `token`, as (custom_id, result
+        line), delivered: a rerun is served them."""
+        now = time.time()
+        with self._transaction() as cache:
+            for custom_id, line in answers:
+                self._write(cache, _REQUEST + custom_id,
+                            {"batch": token, "result": line, "received_at": now,
+                             "delivered": True, "rescued": True}, expire=reuse_for)
 
     def _has_result(self, cache: diskcache.Cache, custom_id: str, token: str) -> bool:
         record = self._read(cache, _REQUEST + custom_id)
@@ -304,6 +323,11 @@ class Journal:
         cache = self._open()
         found = [self._batch(cache, key[len(_BATCH):]) for key in self._keys(_BATCH)]
         return sorted((b for b in found if b is not None), key=lambda b: b.created_at)
+
+    def batch_ids(self) -> set[str]:
+        """The provider ids of every batch recorded (a lost create's candidates that are
+        one of these are not its batch)."""
+        return {b.batch_id for b in self.batches() if b.batch_id is not None}
 
     def requests(self) -> Iterator[tuple[str, dict[str, Any]]]:
         """Every request record, as (custom_id, record)."""
@@ -476,6 +500,8 @@ class NullJournal:
     def cancelled_by_user(self, token: str) -> None: ...
     def forget(self, custom_ids: list[str]) -> None: ...
     def rejected(self, token: str, custom_id: str) -> None: ...
+    def rescuing(self, token: str, custom_ids: list[str]) -> None: ...
+    def kept(self, token: str, answers: list[tuple[str, Any]], reuse_for: float) -> None: ...
     def failed(self, token: str) -> None: ...
     def lose(self, token: str) -> None: ...
     def collected(self, token: str) -> None: ...
@@ -507,6 +533,10 @@ class NullJournal:
     def batch(self, token: str) -> BatchRecord | None:
         """Nothing recorded."""
         return None
+
+    def batch_ids(self) -> set[str]:
+        """Nothing recorded."""
+        return set()
 
 
 _journals: dict[Path, Journal] = {}

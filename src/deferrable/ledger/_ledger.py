@@ -1,8 +1,8 @@
 """The ledger: every call that went through the patched SDK, priced both ways.
 
-A row aggregates the calls of one hour, call site, provider, model and mode (``batch`` or
-``live``): their count, tokens by class, what was paid, and what the same calls cost live
-and in a batch. Deferred calls are recorded with their results (in the same journal
+A row aggregates the calls of one hour, call site, provider, model and mode (``batch``,
+``flex`` or ``live``): their count, tokens by class, what was paid, and what the same calls
+cost live and in a batch. Deferred calls are recorded with their results (in the same journal
 transaction); live calls are collected in memory and written every few seconds and at
 exit.
 """
@@ -39,7 +39,8 @@ class Spend:
     provider: str
     model: str
     mode: str
-    """``"batch"`` (deferred) or ``"live"``."""
+    """``"batch"`` (deferred), ``"flex"`` (OpenAI flex processing: batch prices) or
+    ``"live"``."""
     tokens: Tokens | None
     """None when the call's usage is not known (a live stream): it counts as unpriced."""
 
@@ -55,7 +56,7 @@ def row_of(spend: Spend, at: float | None = None) -> dict[str, Any]:
         "provider": spend.provider, "model": spend.model, "mode": spend.mode, "calls": 1,
         "unpriced": 0 if live is not None else 1, **(tokens or Tokens()).as_dict(),
         "live_usd": live or 0.0, "batch_usd": batch or 0.0}
-    row["paid_usd"] = (batch if spend.mode == "batch" else live) or 0.0
+    row["paid_usd"] = (batch if spend.mode in ("batch", "flex") else live) or 0.0
     return row
 
 

@@ -23,6 +23,15 @@ NAMES = (
 """The private names used here (a test checks each exists)."""
 
 
+def retries_taken(request: Any) -> int:
+    """How many times the SDK has sent this request before (it numbers its attempts in
+    the ``x-stainless-retry-count`` header)."""
+    try:
+        return int(request.headers.get("x-stainless-retry-count", "0"))
+    except ValueError:
+        return 0
+
+
 def refreshed_credential(client: openai.OpenAI | openai.AsyncOpenAI) -> Any:
     """The source of a client's refreshed credential (a key provider, a workload
     identity), or None for a fixed key."""

@@ -86,6 +86,7 @@ class AnthropicTarget:
     max_requests = MAX_REQUESTS
     max_bytes = MAX_BYTES
     max_units: int | None = None
+    offers_flex = False
     tags_batches = False
     """A Message Batch keeps no metadata: a lost batch is found by its time, its size
     and, once ended, its custom ids."""
@@ -188,6 +189,14 @@ class AnthropicTarget:
                 found.append(batch.id)
         return found
 
+    def cancel(self, batch_id: str) -> None:
+        """Cancel the batch (requests already processed keep their results)."""
+        self._batches().cancel(batch_id, **self._extra())
+
+    def kept(self, custom_id: str, body: Any, request_id: str) -> Any:
+        """A successful live answer as the batch's result line would have held it."""
+        return {"custom_id": custom_id, "result": {"type": "succeeded", "message": body}}
+
     def discard(self, batch_id: str) -> None:
         """Nothing to delete: a Message Batch keeps no files (its results expire)."""
 
@@ -240,6 +249,16 @@ def _engine_client(client: anthropic.Anthropic | anthropic.AsyncAnthropic, heade
         default_query=dict(query), max_retries=client.max_retries, timeout=client.timeout,
         http_client=_pool.get())
 
+
+
+def flex_request(request: httpx2.Request) -> httpx2.Request | None:
+    """None: Anthropic has no flex processing (the flex lane falls back to a batch)."""
+    return None
+
+
+def flex_verdict(response: httpx2.Response) -> str:
+    """Never asked (there is no flex request)."""
+    return "served"
 
 
 def live_spend(body: object) -> Spent | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import re
 import tempfile
 from collections.abc import Hashable, Iterator, Mapping
 from typing import Any
@@ -57,6 +58,16 @@ TAG_KEY = "deferrable"
 _LINE_OVERHEAD = len('{"custom_id":"","method":"POST","url":"","body":}\n') + 48
 """A line's bytes beyond its body and URL: the framing and a custom id (40 hex digits, a
 dash and an occurrence number)."""
+FLEX_ENDPOINTS = frozenset({CHAT, RESPONSES})
+FLEX_MODELS = frozenset({"o3", "o4-mini", "gpt-5", "gpt-5-mini", "gpt-5-nano", "gpt-5.5"})
+"""Models known to offer flex processing, which ``lane="auto"`` may choose (with their
+dated snapshots). Sources: OpenAI's flex-processing guide at launch (2025-04-17: o3 and
+o4-mini) and the pricing page's flex column from 2025-08 (gpt-5, -mini, -nano); gpt-5.5
+as reported accepted by /v1/responses (openai/codex#31562). ``lane="flex"`` tries any
+model; one answered "Unsupported service_tier" is not tried again in the process."""
+_no_flex: set[str] = set()
+"""Models a flex request was refused for, in this process."""
+_SNAPSHOT = re.compile(r"-\d{4}-\d{2}-\d{2}$")
 RECOVERY_HORIZON = 300.0
 """Seconds before the journal's record of a create call after which a lost batch is
 looked for (clock skew)."""
@@ -129,15 +140,23 @@ class OpenAITarget:
     """Each batch carries its journal token in its metadata."""
 
     def __init__(self, key: Hashable, client: openai.OpenAI, *, endpoint: str,
-                 destination: str) -> None:
+                 destination: str, model: str | None = None) -> None:
         self.key = key
+        self._model = model
         self.destination = destination
         self._client = client
         self._create_once = client.with_options(max_retries=0)
-        """Creates batches without the SDK's retries, which could repeat a create whose
-        answer was lost: the engine retries, after looking for the batch."""
+        """Uploads inputs and creates batches without the SDK's retries, which could
+        repeat a call whose answer was lost: the engine retries, after looking for the
+        batch (and deleting an input uploaded for none)."""
         self._endpoint = endpoint
         self.max_units: int | None = MAX_EMBEDDING_INPUTS if endpoint == EMBEDDINGS else None
+
+    @property
+    def offers_flex(self) -> bool:
+        """Whether the endpoint and model are known to offer flex processing."""
+        return self._endpoint in FLEX_ENDPOINTS and self._model is not None and _flex_model(
+            self._model)
 
     def canonical(self, body: Any) -> str:
         """The body the live call sends, as canonical JSON."""
@@ -151,7 +170,10 @@ class OpenAITarget:
                 handle.write(json_bytes({"custom_id": custom_id, "method": "POST",
                                          "url": self._endpoint, "body": body}) + b"\n")
             handle.seek(0)
-            uploaded = self._client.files.create(file=(_input_name(tag), handle), purpose="batch")
+            # Without the SDK's retries, as the create: an upload whose answer was lost is
+            # found by its name and deleted when the batch is looked for (`recover`).
+            uploaded = self._create_once.files.create(file=(_input_name(tag), handle),
+                                                      purpose="batch")
         try:
             batch = self._create_once.batches.create(
                 input_file_id=uploaded.id, endpoint=self._endpoint,  # type: ignore[arg-type]
@@ -252,6 +274,16 @@ class OpenAITarget:
             if uploaded.filename == name:
                 self._delete(uploaded.id)
 
+    def cancel(self, batch_id: str) -> None:
+        """Cancel the batch (requests already run keep their results)."""
+        self._client.batches.cancel(batch_id)
+
+    def kept(self, custom_id: str, body: Any, request_id: str) -> Any:
+        """A successful live answer as a line of the batch's output file would hold it."""
+        return {"line": {"custom_id": custom_id, "response": {
+                    "status_code": 200, "request_id": request_id, "body": body}},
+                "status": "completed"}
+
     def discard(self, batch_id: str) -> None:
         """Delete the batch's input, output and error files."""
         batch = self._retrieve(batch_id)
@@ -302,7 +334,7 @@ def _target(client: openai.OpenAI | openai.AsyncOpenAI, *, endpoint: str, model:
     def make() -> OpenAITarget:
         query = query_of(raw_query)
         return OpenAITarget(
-            key, _engine_client(client, headers, query), endpoint=endpoint,
+            key, _engine_client(client, headers, query), endpoint=endpoint, model=model,
             destination=destination("openai", base_url=base_url, endpoint=endpoint, model=model,
                                     credentials=credentials, organization=client.organization,
                                     project=client.project,
@@ -339,6 +371,55 @@ def _input_count(value: object) -> int:
     if isinstance(value, list) and value and not all(isinstance(item, int) for item in value):
         return len(value)
     return 1
+
+
+def _flex_model(model: str) -> bool:
+    """Whether `model` (or the model its dated snapshot belongs to) is known to offer flex."""
+    base = _SNAPSHOT.sub("", model)
+    return base not in _no_flex and model not in _no_flex and (
+        model in FLEX_MODELS or base in FLEX_MODELS)
+
+
+def flex_request(request: httpx2.Request) -> httpx2.Request | None:
+    """`request` with ``service_tier: "flex"`` (the SDK's own encoding otherwise as it
+    is), or None when it cannot go flex: another endpoint, or a model refused before."""
+    if not request.url.path.endswith(("/chat/completions", "/responses")):
+        return None
+    body = body_of(request)
+    if body is None or str(body.get("model")) in _no_flex:
+        return None
+    body["service_tier"] = "flex"
+    headers = [(name, value) for name, value in request.headers.raw
+               if name.lower() != b"content-length"]
+    return httpx2.Request(request.method, request.url, headers=headers, content=json_bytes(body),
+                          extensions=request.extensions)
+
+
+def flex_verdict(response: httpx2.Response) -> str:
+    """What a flex answer means: ``"served"`` (an answer for the SDK, error or not),
+    ``"busy"`` (no capacity now, 429 Resource Unavailable, or a 408 or 5xx: try again
+    later) or ``"unsupported"`` (the model offers no flex)."""
+    status = response.status_code
+    if status in TRANSIENT_STATUSES:
+        return "busy"
+    if status != 400:
+        return "served"
+    error = (body_of_response(response) or {}).get("error") or {}
+    if error.get("param") != "service_tier":
+        return "served"
+    model = (body_of(response.request) or {}).get("model")
+    if isinstance(model, str):
+        _no_flex.add(model)
+    return "unsupported"
+
+
+def body_of_response(response: httpx2.Response) -> dict[str, Any] | None:
+    """The JSON object an answer carries (None if none, or not read)."""
+    try:
+        body = json.loads(response.content)
+    except (ValueError, httpx2.ResponseNotRead):
+        return None
+    return body if isinstance(body, dict) else None
 
 
 def live_spend(body: object) -> Spent | None:
