@@ -34,6 +34,8 @@ class Follow:
         self.last_error: BaseException | None = None
         """The latest failure of a call about this batch (create, poll or read)."""
         self._waiters: dict[str, list[Call]] = {}
+        self._deadlines = False
+        """Whether any call added has a deadline (else `moments()` need not look)."""
         self._closed = False
         self._lock = threading.Lock()
 
@@ -49,6 +51,7 @@ class Follow:
             if self._closed:
                 return False
             self._waiters.setdefault(call.custom_id, []).append(call)
+            self._deadlines = self._deadlines or call.deadline is not None
             return True
 
     def take(self, custom_id: str) -> list[Call]:
@@ -65,6 +68,8 @@ class Follow:
     def moments(self) -> tuple[float | None, float | None]:
         """The earliest rescue time and the earliest deadline of the calls still waiting
         (monotonic; None where no waiting call has one)."""
+        if not self._deadlines:
+            return None, None
         with self._lock:
             waiting = [call for calls in self._waiters.values() for call in calls
                        if not call.future.done()]
