@@ -11,7 +11,7 @@ import openai
 import pytest
 
 import deferrable
-from deferrable import MissingResultError
+from deferrable import BatchSubmissionError, MissingResultError
 from deferrable import deferrable as defer
 from deferrable.emulator import Emulator, HttpFault
 from deferrable.journal import close_journals
@@ -93,3 +93,24 @@ def test_a_short_results_stream_is_read_again_and_a_rerun_collects(
     assert all(isinstance(answer, str) and answer for answer in second)
     assert emulator.stats()["batches"][f"{provider}_batches"] == 1
     assert batch_calls_in_ledger() == 5
+
+
+@pytest.mark.parametrize("provider", ["anthropic", "openai"])
+def test_a_batch_its_provider_forgot_sends_its_calls_again_once(
+        emulator: Emulator, provider: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Two polls answered 404: the batch is taken as unknown, its calls go in a new batch
+    (once, with a WARNING) and are answered; two batches were created."""
+    emulator.inject(HttpFault(RETRIEVE[provider], status=404, times=2, should_retry=False))
+    answers = outcomes(asker(emulator, provider))
+    assert all(isinstance(answer, str) and answer for answer in answers)
+    assert emulator.stats()["batches"][f"{provider}_batches"] == 2
+    assert any("unknown to its provider" in record.getMessage() for record in caplog.records)
+
+
+def test_a_second_forgotten_batch_fails_its_calls(emulator: Emulator) -> None:
+    """Forgotten again after going again once: the calls fail with BatchSubmissionError."""
+    emulator.inject(HttpFault(RETRIEVE["anthropic"], status=404, times=4, should_retry=False))
+    answers = outcomes(asker(emulator, "anthropic"))
+    assert all(isinstance(answer, BatchSubmissionError) for answer in answers)
+    assert "unknown to its provider" in str(answers[0])
+    assert emulator.stats()["batches"]["anthropic_batches"] == 2

@@ -17,10 +17,11 @@ from tests.emulator_helpers import message_request
 from tests.ledger_helpers import cost
 
 
-def most_a_call_costs(text: str) -> float:
-    """The budget's estimate of one call: its prompt and max_tokens, at the live price."""
+def most_a_call_costs(text: str, *, batch: bool = True) -> float:
+    """The budget's estimate of one call: its prompt and max_tokens, at the batch price (a
+    deferred call without a deadline) or the live one."""
     model, tokens = upper_bound(message_request(text))
-    return cost(model, tokens, batch=False)
+    return cost(model, tokens, batch=batch)
 
 
 def batch_requests(emulator: Emulator) -> int:
@@ -88,7 +89,7 @@ async def test_a_call_that_must_go_live_is_held_to_the_budget_too(emulator: Emul
         pass
 
     async with Custom(api_key=DUMMY_KEY, base_url=emulator.url) as client, \
-            deferrable.scope(max_cost_usd=0.5 * most_a_call_costs("x")):
+            deferrable.scope(max_cost_usd=0.5 * most_a_call_costs("x", batch=False)):
         with pytest.raises(BudgetExceededError):
             await client.messages.create(**message_request("x"))
     assert "POST /v1/messages" not in emulator.stats()["requests"]
@@ -101,7 +102,7 @@ def test_a_call_that_must_go_live_is_held_to_the_budget_too_sync(emulator: Emula
         pass
 
     with Custom(api_key=DUMMY_KEY, base_url=emulator.url) as client, \
-            deferrable.scope(max_cost_usd=0.5 * most_a_call_costs("x")), \
+            deferrable.scope(max_cost_usd=0.5 * most_a_call_costs("x", batch=False)), \
             pytest.raises(BudgetExceededError):
         client.messages.create(**message_request("x"))
     assert "POST /v1/messages" not in emulator.stats()["requests"]
@@ -111,7 +112,25 @@ def test_failed_live_attempts_hold_nothing(anthropic_client: anthropic.Anthropic
     """A live call in a scope whose attempts all fail (the SDK retrying a 500) leaves the
     budget as it was: the next call still fits a cap of one call's worth."""
     failing = message_request("{{error:500}}", speed="fast")  # fast mode goes live
-    with deferrable.scope(max_cost_usd=1.2 * most_a_call_costs("{{error:500}}")):
+    with deferrable.scope(max_cost_usd=1.2 * most_a_call_costs("{{error:500}}", batch=False)):
         with pytest.raises(anthropic.InternalServerError):
             anthropic_client.with_options(max_retries=2).messages.create(**failing)
         assert anthropic_client.messages.create(**message_request("fits", speed="fast"))
+
+
+@pytest.mark.parametrize(("options", "admitted"), [
+    ({}, 4), ({"deadline": 3600}, 2), ({"deadline": 3600, "on_deadline": "raise"}, 4)])
+def test_a_budget_admits_what_the_lane_can_bill(anthropic_client: anthropic.Anthropic,
+                                                emulator: Emulator, options: dict[str, object],
+                                                admitted: int) -> None:
+    """A cap of 2.4 live worst cases admits 4 deferred calls (held at the batch price), but
+    only 2 when a deadline may rescue them live; 'raise' makes them batch-only again."""
+    cap = 2.4 * most_a_call_costs("q0", batch=False)
+
+    @deferrable.deferrable(max_cost_usd=cap, **options)
+    def ask(text: str) -> anthropic.types.Message:
+        return anthropic_client.messages.create(**message_request(text))
+
+    outcomes = [f.exception(timeout=60) for f in [ask(f"q{i}") for i in range(6)]]
+    assert sum(outcome is None for outcome in outcomes) == admitted
+    assert batch_requests(emulator) == admitted

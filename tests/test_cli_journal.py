@@ -38,12 +38,13 @@ def store() -> Path:
 
 
 @pytest.fixture
-def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Dummy keys in the environment, and no base URL there: only the journal names one."""
+def credentials(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dummy keys in the environment, and the emulator's base URLs: the commands send
+    credentials to a base URL the journal names only when the environment names it too."""
     monkeypatch.setenv("ANTHROPIC_API_KEY", DUMMY_KEY)
     monkeypatch.setenv("OPENAI_API_KEY", DUMMY_KEY)
-    monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
-    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", emulator.url)
+    monkeypatch.setenv("OPENAI_BASE_URL", emulator.openai_url)
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -269,6 +270,76 @@ def test_cancel_reaches_a_batch_in_its_workspace(
     status, _, err = run(capsys, "cancel", batch["batch_id"])
     assert status == 1
     assert "ended" in err
+
+
+def write_batch_to(store: Path, provider: str, base_url: str, batch_id: str) -> str:
+    """Record a submitted batch of `provider` at `base_url` through the Journal API; its token."""
+    journal = Journal(store)
+    try:
+        plan = journal.plan([f"{batch_id}-0"], provider=provider, reuse_for=3600,
+                            destination=json.dumps({"provider": provider, "base_url": base_url}))
+        assert plan.token is not None
+        journal.submitted(plan.token, batch_id)
+        return plan.token
+    finally:
+        journal.close()
+
+
+@pytest.mark.usefixtures("credentials")
+@pytest.mark.parametrize(("provider", "batch_id", "variable"), [
+    ("anthropic", "msgbatch_x", "ANTHROPIC_BASE_URL"),
+    ("openai", "batch_x", "OPENAI_BASE_URL"),
+])
+def test_cancel_never_sends_credentials_to_a_base_url_only_the_journal_names(
+        store: Path, capsys: pytest.CaptureFixture[str], provider: str, batch_id: str,
+        variable: str) -> None:
+    """A journal naming another server: cancel refuses (exit 2), sends it nothing, records no cancel."""
+    with Emulator() as attacker:
+        base_url = attacker.url if provider == "anthropic" else attacker.openai_url
+        token = write_batch_to(store, provider, base_url, batch_id)
+        status, out, err = run(capsys, "cancel", batch_id)
+        assert (status, out) == (2, "")
+        assert err.startswith(f"deferrable: not cancelling {batch_id}: ")
+        assert f"pass --base-url {base_url} or set {variable}" in err
+        assert attacker.stats()["requests"] == {}
+    journal = Journal(store)
+    try:
+        record = journal.batch(token)
+        assert record is not None
+        assert not record.cancelled
+    finally:
+        journal.close()
+
+
+def test_cancel_refuses_the_default_host_over_plain_http(
+        store: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """The SDK's default host is trusted only as the SDK reaches it (https, port 443)."""
+    monkeypatch.setenv("ANTHROPIC_API_KEY", DUMMY_KEY)
+    monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
+    write_batch_to(store, "anthropic", "http://api.anthropic.com", "msgbatch_y")
+    status, _, err = run(capsys, "cancel", "msgbatch_y")
+    assert status == 2
+    assert "pass --base-url http://api.anthropic.com or set ANTHROPIC_BASE_URL" in err
+
+
+@pytest.mark.usefixtures("credentials")
+def test_cancel_with_base_url_goes_where_the_user_says(
+        emulator: Emulator, anthropic_client: anthropic.Anthropic, store: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """--base-url wins over the journal's base URL: the cancel reaches it, the journal's server nothing."""
+    emulator.batch_latency = 60
+    batch = anthropic_client.messages.batches.create(
+        requests=[{"custom_id": "one", "params": {
+            "model": "claude-haiku-4-5", "max_tokens": 64,
+            "messages": [{"role": "user", "content": "hi"}]}}])
+    monkeypatch.delenv("ANTHROPIC_BASE_URL")
+    with Emulator() as elsewhere:
+        write_batch_to(store, "anthropic", elsewhere.url, batch.id)
+        status, out, err = run(capsys, "cancel", batch.id, "--base-url", emulator.url)
+        assert (status, err) == (0, "")
+        assert out.splitlines()[0] == f"{batch.id} (anthropic): canceling"
+        assert elsewhere.stats()["requests"] == {}
+    assert anthropic_client.messages.batches.retrieve(batch.id).processing_status != "in_progress"
 
 
 def test_cancel_without_credentials_exits_1_naming_the_variable(

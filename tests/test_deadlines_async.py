@@ -40,7 +40,7 @@ def asker(clients: Clients, provider: str, **options: Any) -> Any:
     if provider == "anthropic":
         claude: anthropic.AsyncAnthropic = clients["anthropic"]
 
-        @defer(**options)
+        @defer(**{"max_batch_size": len(TEXTS), "max_wait": 60, **options})
         async def ask(text: str) -> str:
             block = (await claude.messages.create(**message_request(text))).content[0]
             assert block.type == "text"
@@ -48,7 +48,7 @@ def asker(clients: Clients, provider: str, **options: Any) -> Any:
     else:
         gpt: openai.AsyncOpenAI = clients["openai"]
 
-        @defer(**options)
+        @defer(**{"max_batch_size": len(TEXTS), "max_wait": 60, **options})
         async def ask(text: str) -> str:
             answer = await gpt.chat.completions.create(**chat_request(text))
             return answer.choices[0].message.content or ""

@@ -38,7 +38,7 @@ def asker(clients: Clients, provider: str, **options: Any) -> Any:
     if provider == "anthropic":
         claude: anthropic.Anthropic = clients["anthropic"]
 
-        @defer(**options)
+        @defer(**{"max_batch_size": len(TEXTS), "max_wait": 60, **options})
         def ask(text: str) -> str:
             block = claude.messages.create(**message_request(text)).content[0]
             assert block.type == "text"
@@ -46,7 +46,7 @@ def asker(clients: Clients, provider: str, **options: Any) -> Any:
     else:
         gpt: openai.OpenAI = clients["openai"]
 
-        @defer(**options)
+        @defer(**{"max_batch_size": len(TEXTS), "max_wait": 60, **options})
         def ask(text: str) -> str:
             return gpt.chat.completions.create(**chat_request(text)).choices[0].message.content or ""
     return ask

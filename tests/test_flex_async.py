@@ -76,7 +76,8 @@ async def test_lane_auto_chooses_by_group_size_and_model(
         lane: str) -> None:
     """auto: a small group of a flex model goes flex; a large one, or a model not known to
     offer flex, goes in a batch."""
-    await run(async_openai_client, count, model=model, lane="auto", max_batch_size=count)
+    await run(async_openai_client, count, model=model, lane="auto", max_batch_size=count,
+              max_wait=60)
     assert billed(emulator, lane) == count
     assert billed(emulator, "live") == 0
 

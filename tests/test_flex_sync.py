@@ -91,7 +91,7 @@ def test_lane_auto_chooses_by_group_size_and_model(emulator: Emulator, count: in
                                                    lane: str) -> None:
     """auto: a small group of a flex model goes flex; a large one, or a model not known to
     offer flex, goes in a batch."""
-    run(emulator, count, model=model, lane="auto", max_batch_size=count, max_wait=0.05)
+    run(emulator, count, model=model, lane="auto", max_batch_size=count, max_wait=60)
     assert billed(emulator, lane) == count
     assert billed(emulator, "live") == 0
 

@@ -67,7 +67,7 @@ async def test_a_live_stream_in_a_scope_is_a_candidate_of_unknown_cost(
         "live", 1, 1, "claude-haiku-4-5")
     [candidate] = build_report(await rows())["candidates"]
     assert candidate["unpriced_calls"] == 1
-    assert str(candidate["site"]).startswith("tests/test_ledger_async.py:")
+    assert candidate["site"] == f"{__name__}.test_a_live_stream_in_a_scope_is_a_candidate_of_unknown_cost"
 
 
 @pytest.mark.asyncio
@@ -87,7 +87,7 @@ async def test_observe_records_live_calls_with_their_site(
         deferrable.observe(False)
     awaited, gathered = sorted(await rows(), key=lambda row: -int(row["calls"]))
     assert (awaited["mode"], awaited["calls"]) == ("live", 3)
-    assert str(awaited["site"]).startswith("tests/test_ledger_async.py:")
+    assert awaited["site"] == f"{__name__}.test_observe_records_live_calls_with_their_site.<locals>.ask"
     assert gathered["site"] == "anthropic.resources.messages.messages.AsyncMessages.create (in a task)"
 
 

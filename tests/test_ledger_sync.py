@@ -63,11 +63,11 @@ def test_a_live_stream_in_a_scope_is_a_candidate_of_unknown_cost(
         "live", 1, 1, "claude-haiku-4-5")
     [candidate] = build_report(ledger_rows())["candidates"]
     assert candidate["unpriced_calls"] == 1
-    assert str(candidate["site"]).startswith("tests/test_ledger_sync.py:")
+    assert candidate["site"] == f"{__name__}.test_a_live_stream_in_a_scope_is_a_candidate_of_unknown_cost"
 
 
 def test_observe_records_live_calls_with_their_site(anthropic_client: anthropic.Anthropic) -> None:
-    """Under observe(), live calls outside any scope are recorded with the caller's location."""
+    """Under observe(), live calls outside any scope are recorded under the caller's function."""
     deferrable.observe()
     try:
         for text in ("a", "b", "c"):
@@ -77,8 +77,7 @@ def test_observe_records_live_calls_with_their_site(anthropic_client: anthropic.
     [row] = ledger_rows()
     assert row["mode"] == "live"
     assert row["calls"] == 3
-    assert row["site"].startswith("tests/test_ledger_sync.py:")
-    assert row["site"].endswith("(test_observe_records_live_calls_with_their_site)")
+    assert row["site"] == f"{__name__}.test_observe_records_live_calls_with_their_site"
 
 
 def test_live_calls_are_not_recorded_unless_observed(anthropic_client: anthropic.Anthropic) -> None:

@@ -155,3 +155,16 @@ def test_short_results_are_read_again_then_given_up(broken: bool) -> None:
     assert machine.on(ResultsRead(missing=1, broken=broken), 0) == Act("read", 2.0)
     assert machine.on(ResultsRead(missing=1, broken=broken), 0) == \
         GiveUp("results_missing", submitted=True)
+
+
+def test_a_batch_unknown_to_its_provider_twice_is_given_up_as_gone() -> None:
+    """Two 404 polls in a row: gone (its calls go again); one 404 then an answer is not."""
+    machine = life(batch_id="b1")
+    machine.start()
+    assert machine.on(PollFailed(gone=True), 1.0) == Act("poll", 1.5)
+    assert machine.on(PollFailed(gone=True), 2.0) == GiveUp("gone", submitted=False)
+    flaky = life(batch_id="b2")
+    flaky.start()
+    flaky.on(PollFailed(gone=True), 1.0)
+    flaky.on(Polled(ended=False), 2.0)
+    assert isinstance(flaky.on(PollFailed(gone=True), 3.0), Act)

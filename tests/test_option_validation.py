@@ -51,6 +51,7 @@ WRONG_TYPES: list[tuple[str, Any, str]] = [
     ("delete_files", 0, "delete_files must be True or False, not int (0)"),
     ("defer_streams", None, "defer_streams must be True or False, not NoneType (None)"),
     ("strict", "maybe", "strict must be True or False, not str ('maybe')"),
+    ("progress", 1, "progress must be True or False, not int (1)"),
 ]
 """(option, value of the wrong type, the exact TypeError message)."""
 
@@ -81,7 +82,7 @@ WRONG_RANGES: list[tuple[str, Any, str]] = [
 ]
 """(option, value of the right type out of range, the exact ValueError message)."""
 
-FLAGS = {"journal", "dedupe", "delete_files", "defer_streams", "strict"}
+FLAGS = {"journal", "dedupe", "delete_files", "defer_streams", "strict", "progress"}
 
 VALID: dict[str, Any] = {
     "max_batch_size": 1, "max_batch_bytes": 1, "max_wait": 0, "poll_interval": 0.01,
@@ -89,6 +90,7 @@ VALID: dict[str, Any] = {
     "max_retries": 0, "lane": "auto", "store": "journal-dir", "journal": False,
     "reuse_for": math.inf, "dedupe": True, "delete_files": False, "defer_streams": False,
     "strict": True,
+    "progress": False,
 }
 """A value for every option, each at or near the edge of what is accepted."""
 

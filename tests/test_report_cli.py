@@ -4,6 +4,7 @@ JSON, the candidates section, and prices a user adds."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,8 @@ import pytest
 
 import deferrable
 from deferrable.cli import main
-from deferrable.ledger import reset_prices
+from deferrable.journal import Journal
+from deferrable.ledger import Spend, Tokens, build_report, render_report, reset_prices, row_of
 from tests.emulator_helpers import message_request
 from tests.ledger_helpers import ledger_rows
 
@@ -45,24 +47,31 @@ def some_work(client: anthropic.Anthropic) -> None:
 
 def test_report_json_carries_the_totals_and_the_candidates(
         anthropic_client: anthropic.Anthropic, capsys: pytest.CaptureFixture[str]) -> None:
-    """--json: calls, paid, live-equivalent and saved at the top; live sites as candidates."""
+    """--json: all-mode sums (no saved %), totals and lines per mode; live sites as candidates."""
     some_work(anthropic_client)
     found = report(capsys)
     assert found["calls"] == 10
     assert found["unpriced_calls"] == 1
     assert found["saved_usd"] == pytest.approx(found["live_equivalent_usd"] - found["paid_usd"])
+    assert "saved_pct" not in found  # a share of deferred and live calls together
+    assert list(found["by_mode"]) == ["batch", "live"]
+    batch, live = found["by_mode"]["batch"], found["by_mode"]["live"]
+    assert (batch["calls"], batch["saved_pct"]) == (6, pytest.approx(50.0))
+    assert (live["calls"], live["saved_usd"]) == (4, 0)
+    assert found["paid_usd"] == pytest.approx(batch["paid_usd"] + live["paid_usd"])
     deferred = next(line for line in found["by_site"] if line["site"].endswith("summarise"))
-    assert deferred["saved_pct"] == pytest.approx(50.0)
+    assert deferred["site"] == "tests.test_report_cli.some_work.<locals>.summarise"
+    assert (deferred["mode"], deferred["saved_pct"]) == ("batch", pytest.approx(50.0))
     candidate, unpriced = found["candidates"]  # a live site of unknown price is one too
     assert (unpriced["model"], unpriced["unpriced_calls"]) == ("claude-unreleased-9", 1)
     assert candidate["model"] == "claude-sonnet-4-6"
-    assert candidate["site"].startswith("tests/test_report_cli.py:")
+    assert candidate["site"] == "tests.test_report_cli.some_work"
     assert candidate["would_save_usd"] == pytest.approx(candidate["paid_usd"] / 2)
 
 
 def test_report_text_reads_as_a_table(anthropic_client: anthropic.Anthropic,
                                       capsys: pytest.CaptureFixture[str]) -> None:
-    """The text report: a row per site and model, a total, 'price unknown', the candidates."""
+    """The text report: rows per mode, totals by mode (no all-mode %), 'price unknown', candidates."""
     some_work(anthropic_client)
     assert main(["report"]) == 0
     text = capsys.readouterr().out
@@ -70,7 +79,13 @@ def test_report_text_reads_as_a_table(anthropic_client: anthropic.Anthropic,
     assert "LIVE-EQUIVALENT" in text
     assert "50.0%" in text
     assert "price unknown" in text
-    assert "TOTAL" in text
+    assert "TOTAL" not in text
+    totals = text.split("totals by mode\n", 1)[1].splitlines()
+    assert totals[1].startswith("batch (deferred)")
+    assert totals[1].endswith("50.0%")
+    assert totals[2].startswith("live ")
+    assert totals[3].startswith("all modes")
+    assert "%" not in totals[3]
     assert "candidates: live call sites" in text
 
 
@@ -110,3 +125,44 @@ def test_prices_added_from_a_file_price_an_unknown_model(
         reset_prices()
     assert found["unpriced_calls"] == 0
     assert found["paid_usd"] > 0
+
+
+def spend(site: str, mode: str, calls: int, model: str = "gpt-5.4-mini") -> list[dict[str, Any]]:
+    """Ledger rows of `calls` calls at `site` in `mode`, 2,000 input and 300 output tokens each."""
+    return [row_of(Spend(site, "openai", model, mode, Tokens(input=2_000, output=300)), at=0)
+            ] * calls
+
+
+def test_flex_calls_are_a_mode_of_their_own(capsys: pytest.CaptureFixture[str]) -> None:
+    """Flex rows (batch prices) get their own line and their own total, saving 50 %."""
+    journal = Journal(os.environ["DEFERRABLE_STORE"])
+    try:
+        journal.add_ledger(spend("jobs.enrich.tag", "flex", 4) + spend("jobs.enrich.tag", "batch", 6)
+                           + spend("jobs/run.py:main", "live", 2))
+    finally:
+        journal.close()
+    found = report(capsys)
+    assert list(found["by_mode"]) == ["batch", "flex", "live"]
+    flex = found["by_mode"]["flex"]
+    assert (flex["calls"], flex["saved_pct"]) == (4, pytest.approx(50.0))
+    assert [(line["mode"], line["calls"]) for line in found["by_site"]] == [
+        ("batch", 6), ("flex", 4), ("live", 2)]  # a site's lines together, by mode
+    assert main(["report"]) == 0
+    text = capsys.readouterr().out
+    assert "flex (deferred)" in text
+    assert "batch (deferred)" in text
+
+
+def test_a_site_deferred_elsewhere_is_no_candidate() -> None:
+    """Live calls at a site whose calls are also deferred are not a candidate; they are named."""
+    rows = (spend("jobs.nightly.classify", "batch", 10) + spend("jobs.nightly.classify", "live", 3)
+            + spend("jobs/backfill.py:summarise", "live", 5))
+    found = build_report(rows)
+    assert [c["site"] for c in found["candidates"]] == ["jobs/backfill.py:summarise"]
+    assert found["live_sites_deferred_elsewhere"] == ["jobs.nightly.classify"]
+    text = render_report(found, "report")
+    assert "not candidates, since their calls are deferred elsewhere in this report: " \
+           "jobs.nightly.classify" in text
+    only_deferred_elsewhere = build_report(spend("a.f", "batch", 2) + spend("a.f", "live", 1))
+    assert only_deferred_elsewhere["candidates"] == []
+    assert "candidates: none" in render_report(only_deferred_elsewhere, "report")

@@ -202,7 +202,7 @@ def test_a_failed_batch_names_the_line_it_blames(openai_client: openai.OpenAI) -
     other = deferral({**chat_request("a"), "model": "gpt-6.2-luna"})
     target = decision.target  # both lines into one file: two models, which the batch refuses
     batch_id = target.submit([("first", decision.params), ("second", other.params)], "tag")
-    wait_until(lambda: target.poll(batch_id))
+    wait_until(lambda: target.poll(batch_id).ended)
     outcomes = {custom_id: target.outcome(line) for custom_id, line in target.results(batch_id)}
     first, second = outcomes["first"][1], outcomes["second"][1]
     assert isinstance(first, BatchValidationError)

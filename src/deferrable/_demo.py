@@ -84,8 +84,10 @@ def run_demo(*, requests: int = 2000, batch_latency: float = 1.0, out: TextIO | 
         live_ledger.flush()
         rows = journal_for(store).ledger()
         close_journals()
-        say("\nWhat the demo just did, as `deferrable report` shows it (the live calls are\n"
-            "recorded because the demo runs under deferrable.observe()):\n")
+        say("\nWhat the demo just did, as `deferrable report` shows it. The live calls are\n"
+            "recorded because the demo runs under deferrable.observe(); they come from the\n"
+            "same function as the deferred ones of step 2, so that call site shows in both\n"
+            "modes and is not a candidate (it is deferred already):\n")
         say(render_report(build_report(rows), "deferrable report"))
     same = live.labels == deferred.labels and len(deferred.labels) == requests
     return 0 if same and sync_ok and openai_ok else 1

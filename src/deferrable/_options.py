@@ -73,6 +73,9 @@ class Options:
     strict: bool = False
     """Raise `LiveCallError` for a call inside the scope that would go live (a parameter the
     batch API refuses, a client of another cloud), instead of making it at full price."""
+    progress: bool = True
+    """Show each running batch's progress on standard error while calls wait (only when
+    it is a terminal)."""
 
     def __post_init__(self) -> None:
         """Refuse a value of the wrong type (TypeError) or out of range (ValueError)."""
@@ -306,6 +309,7 @@ _RULES: dict[str, _Rule] = {
     "delete_files": _FLAG,
     "defer_streams": _FLAG,
     "strict": _FLAG,
+    "progress": _FLAG,
 }
 """How each option is checked (in `Options.__post_init__`) and read from the environment."""
 

@@ -17,6 +17,7 @@ import importlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -24,7 +25,7 @@ from typing import Any, TypeVar
 import httpx2
 import wrapt
 
-from . import _flex, _greenlets, _rescue
+from . import _flex, _greenlets, _rescue, _telemetry
 from ._errors import BatchSubmissionError, BudgetExceededError, LiveCallError
 from ._options import Options, defaults
 from ._scope import active_options, count_deferred, count_live, open_scopes
@@ -264,6 +265,7 @@ def _in_scope_sync(adapter: Any, decision: Deferral | Live, options: Options,
     if isinstance(decision, Live):
         if decision.reason != _RETRY:
             _going_live(decision.reason, site, options)
+            _telemetry.counted("live", adapter.PROVIDER)
         with _Holds(adapter, decision.params) as holds:
             sent = send()
             holds.settle_live(response_of(sent),
@@ -273,14 +275,17 @@ def _in_scope_sync(adapter: Any, decision: Deferral | Live, options: Options,
     count_deferred()
     if not _greenlets.in_task():
         _waits_in_a_row(site)
-    with _Holds(adapter, decision.params) as holds:
+    with _Holds(adapter, decision.params, batch=_batch_priced(options)) as holds, \
+            _telemetry.deferred_call(adapter.PROVIDER, request.url.path, decision.params,
+                                     options.lane) as traced:
         lane_options = options
         flex_first = options.lane == "flex" and send_as is not None
         while True:
             if flex_first and send_as is not None:
                 sent_flex = _flex.send_sync(adapter, request, send_as, response_of)
                 if sent_flex is not None:
-                    _served_flex(adapter, holds, response_of(sent_flex), stream, options, site)
+                    _served_flex(adapter, holds, traced, response_of(sent_flex), stream,
+                                 options, site)
                     return sent_flex
                 lane_options = options.replace(lane="batch")
             future = engine().submit(decision.target, decision.params, decision.size,
@@ -292,7 +297,8 @@ def _in_scope_sync(adapter: Any, decision: Deferral | Live, options: Options,
                 continue
             except RescueLive as rescue:
                 sent = _rescue.run_sync(send)
-                _rescued(adapter, rescue, holds, response_of(sent), stream, options, site)
+                _rescued(adapter, rescue, holds, traced, response_of(sent), stream, options,
+                         site)
                 return sent
             except Exception as error:
                 final = _final(error, retried)
@@ -300,6 +306,8 @@ def _in_scope_sync(adapter: Any, decision: Deferral | Live, options: Options,
                     raise
                 raise final  # noqa: B904 - a __cause__ would have the SDK's retry loop send it again
             holds.settle_answer(answer)
+            _telemetry.answered(traced, adapter.PROVIDER, status=answer.status,
+                                spent=answer.spent, batch=answer.batch, lane="batch")
             return answered(answer.response(request, request_id_header=adapter.REQUEST_ID_HEADER,
                                             replay=decision.replay))
 
@@ -315,6 +323,7 @@ async def _in_scope_async(adapter: Any, decision: Deferral | Live, options: Opti
     if isinstance(decision, Live):
         if decision.reason != _RETRY:
             _going_live(decision.reason, site, options)
+            _telemetry.counted("live", adapter.PROVIDER)
         with _Holds(adapter, decision.params) as holds:
             sent = await send()
             holds.settle_live(response_of(sent),
@@ -322,14 +331,17 @@ async def _in_scope_async(adapter: Any, decision: Deferral | Live, options: Opti
             return sent
     assert request is not None
     count_deferred()
-    with _Holds(adapter, decision.params) as holds:
+    with _Holds(adapter, decision.params, batch=_batch_priced(options)) as holds, \
+            _telemetry.deferred_call(adapter.PROVIDER, request.url.path, decision.params,
+                                     options.lane) as traced:
         lane_options = options
         flex_first = options.lane == "flex" and send_as is not None
         while True:
             if flex_first and send_as is not None:
                 sent_flex = await _flex.send_async(adapter, request, send_as, response_of)
                 if sent_flex is not None:
-                    _served_flex(adapter, holds, response_of(sent_flex), stream, options, site)
+                    _served_flex(adapter, holds, traced, response_of(sent_flex), stream,
+                                 options, site)
                     return sent_flex
                 lane_options = options.replace(lane="batch")
             waiting = engine().submit_async(decision.target, decision.params, decision.size,
@@ -341,7 +353,8 @@ async def _in_scope_async(adapter: Any, decision: Deferral | Live, options: Opti
                 continue
             except RescueLive as rescue:
                 rescued = await _rescue.run_async(send)
-                _rescued(adapter, rescue, holds, response_of(rescued), stream, options, site)
+                _rescued(adapter, rescue, holds, traced, response_of(rescued), stream, options,
+                         site)
                 return rescued
             except Exception as error:
                 final = _final(error, retried)
@@ -349,25 +362,40 @@ async def _in_scope_async(adapter: Any, decision: Deferral | Live, options: Opti
                     raise
                 raise final  # noqa: B904 - a __cause__ would have the SDK's retry loop send it again
             holds.settle_answer(answer)
+            _telemetry.answered(traced, adapter.PROVIDER, status=answer.status,
+                                spent=answer.spent, batch=answer.batch, lane="batch")
             return answered(answer.response(request, request_id_header=adapter.REQUEST_ID_HEADER,
                                             replay=decision.replay))
 
 
-def _rescued(adapter: Any, rescue: RescueLive, holds: _Holds, response: httpx2.Response,
-             stream: bool, options: Options, site: str) -> None:
+def _batch_priced(options: Options) -> bool:
+    """Whether a deferred call can only be billed at the batch price: no deadline may
+    rescue it live (flex is billed at batch prices too)."""
+    return options.deadline is None or options.on_deadline == "raise" or options.strict
+
+
+def _rescued(adapter: Any, rescue: RescueLive, holds: _Holds, traced: _telemetry.CallTrace,
+             response: httpx2.Response, stream: bool, options: Options, site: str) -> None:
     """A rescued call's live attempt answered: record its spend (marked rescued), charge
     the budgets, and keep a successful answer in the journal for a rerun."""
     spent = _record_live(adapter, response, stream, options, f"{site} {_rescue.RESCUED}")
     holds.settle_live(response, spent)
+    _telemetry.counted("rescued", adapter.PROVIDER)
+    if traced.span is not None:
+        traced.span.set_attribute("deferrable.lane", "rescued")
+        traced.span.set_attribute("deferrable.wait_s", time.monotonic() - traced.started)
     body = live_body(response, stream)
     if body is not None and rescue.keep is not None:
         rescue.keep(body, response.headers.get(adapter.REQUEST_ID_HEADER, ""))
 
 
-def _served_flex(adapter: Any, holds: _Holds, response: httpx2.Response, stream: bool,
-                 options: Options, site: str) -> None:
+def _served_flex(adapter: Any, holds: _Holds, traced: _telemetry.CallTrace,
+                 response: httpx2.Response, stream: bool, options: Options, site: str) -> None:
     """A flex answer: record its spend at batch prices and charge the budgets so."""
     spent = _record_live(adapter, response, stream, options, site, mode="flex")
+    _telemetry.counted("flex", adapter.PROVIDER)
+    _telemetry.answered(traced, adapter.PROVIDER, status=response.status_code, spent=spent,
+                        batch=None, lane="flex")
     if response.is_success:
         holds.settle(spent, batch=True)
     else:
@@ -479,9 +507,13 @@ class _Holds:
     entry (BudgetExceededError if any cannot cover the call), replaced by the actual
     cost by `settle()`, released if the call fails."""
 
-    def __init__(self, adapter: Any, params: Mapping[str, Any] | None) -> None:
+    def __init__(self, adapter: Any, params: Mapping[str, Any] | None, *,
+                 batch: bool = False) -> None:
+        """`batch`: the call can only be billed at the batch price (it is deferred, and no
+        deadline may rescue it live), so its worst case is held at that price."""
         self._adapter = adapter
         self._params = params
+        self._batch = batch
         self._budgets = active_budgets()
         self._estimate = 0.0
         self._held: list[Budget] = []
@@ -490,7 +522,7 @@ class _Holds:
         if self._budgets and not self._held:
             model, tokens = self._adapter.upper_bound(self._params or {})
             price = price_of(model)
-            estimate = price.cost(tokens, batch=False) if price is not None else None
+            estimate = price.cost(tokens, batch=self._batch) if price is not None else None
             if estimate is None:
                 raise BudgetExceededError(f"the price of {model} is unknown, so a call to it "
                                           "cannot be held to this scope's budget; it was not made")
@@ -552,3 +584,7 @@ def observe(enabled: bool = True) -> None:
     _observing = enabled
     if enabled:
         patch()
+
+
+if _observing:  # DEFERRABLE_OBSERVE=1 with a plain `import deferrable` records from the start
+    patch()

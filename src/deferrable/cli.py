@@ -2,13 +2,15 @@
 
 Each subcommand is a ``_add_<name>(subparsers)`` function that declares its arguments and
 sets ``handler``, a function from the parsed arguments to an exit status; adding one
-(`status`, `report`, `cancel`, ...) touches nothing else.
+(`status`, `report`, `cancel`, ...) touches nothing else. Output cut short by its reader
+(``deferrable report | head -1``) ends every subcommand quietly, here in `main`.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import signal
 import sys
 import threading
@@ -20,16 +22,35 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from deferrable import __version__
 from deferrable._journal_cli import add_cancel, add_prune, add_report, add_status
+from deferrable._observe_cli import add_observe
 
 if TYPE_CHECKING:
     from deferrable.emulator import Faults
 
 Handler = Callable[[argparse.Namespace], int]
 T = TypeVar("T")
+BROKEN_PIPE = 128 + getattr(signal, "SIGPIPE", 13)
+"""The exit status when stdout's reader went away: 128 + SIGPIPE (141), what a shell
+reports for a command that SIGPIPE ended."""
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line `argv` (default: ``sys.argv[1:]``); returns the exit status."""
+    """Run the command line `argv` (default: ``sys.argv[1:]``); returns the exit status.
+
+    When the reader of stdout goes away (``deferrable status --all | head -1``), the
+    command ends quietly with `BROKEN_PIPE`: no BrokenPipeError traceback, and none at
+    the interpreter's final flush either (the recipe of the `signal` module's "Note on
+    SIGPIPE"; SIGPIPE itself stays ignored, so a broken socket never kills the process)."""
+    try:
+        status = _run(argv)
+        sys.stdout.flush()  # a reader gone shows here, inside the try, not at exit
+    except BrokenPipeError:
+        _silence_stdout()
+        return BROKEN_PIPE
+    return status
+
+
+def _run(argv: list[str] | None) -> int:
     parser = _parser()
     try:
         args = parser.parse_args(argv)
@@ -37,6 +58,20 @@ def main(argv: list[str] | None = None) -> int:
         return exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
     handler: Handler = args.handler
     return handler(args)
+
+
+def _silence_stdout() -> None:
+    """Point stdout's file descriptor at the null device, so that what is still buffered
+    (the interpreter flushes it at exit) goes nowhere instead of failing again."""
+    try:
+        descriptor = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a file (replaced, or closed)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, descriptor)
+    finally:
+        os.close(devnull)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -52,6 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     add_report(commands)
     add_cancel(commands)
     add_prune(commands)
+    add_observe(commands)
     return parser
 
 

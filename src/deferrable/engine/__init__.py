@@ -3,7 +3,7 @@
 from ._buffer import Buffer, GroupLimits
 from ._engine import Engine, engine
 from ._lifecycle import TRANSIENT_STATUSES
-from ._target import Call, Outcome, RequestRejectedError, Target
+from ._target import BatchStatus, Call, Outcome, RequestRejectedError, Target
 
-__all__ = ["TRANSIENT_STATUSES", "Buffer", "Call", "Engine", "GroupLimits", "Outcome",
+__all__ = ["TRANSIENT_STATUSES", "BatchStatus", "Buffer", "Call", "Engine", "GroupLimits", "Outcome",
            "RequestRejectedError", "Target", "engine"]

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 from asyncio_throttle.throttler import Throttler
 
+from .. import _progress, _telemetry
 from .._deferred import Deferred
 from .._errors import BatchSubmissionError, DeadlineExceededError, DeferrableError, MissingResultError
 from .._options import Options, deadline_at
@@ -69,6 +70,8 @@ _INBOX_DELAY = 0.01
 """Seconds the engine lets submissions accumulate before taking them: one wake-up per
 burst instead of one per call keeps the engine thread from contending for the GIL."""
 _EXIT_GRACE = 10.0
+PROGRESS_LOG_EVERY = 300.0
+"""Seconds between the INFO lines that tell a running batch's progress."""
 
 
 class Engine:
@@ -90,6 +93,7 @@ class Engine:
         """Batches whose results are being delivered (a subset of `_tracking`)."""
         self._follows: dict[tuple[Path | None, str], Follow] = {}
         self._creating: set[tuple[Path | None, str]] = set()
+        self._board = _progress.Board()
         self._closed = False
         """Set at interpreter exit, once `close_out()` is done: batches are no longer
         followed (what is left is named for a rerun)."""
@@ -193,7 +197,7 @@ class Engine:
                 if call.rescue_at <= now:  # too near its deadline for any batch
                     late.append(call)
                     continue
-                max_wait = min(max_wait, call.rescue_at - now)
+                max_wait = min(max_wait, (call.rescue_at - now) / 2)  # a batch has time
             try:
                 limits = GroupLimits(
                     max_requests=max(1, min(call.options.max_batch_size, call.target.max_requests)),
@@ -289,7 +293,9 @@ class Engine:
         finally:
             self._creating.discard(follow.key)
         if isinstance(action, Act):  # the batch exists: followed by a task of its own
-            log.debug("submitted batch %s with %d requests", life.batch_id, len(requests))
+            log.info("submitted batch %s (%s, %d requests)", life.batch_id, target.provider,
+                     len(requests))
+            self._show(follow, len(requests))
             self._spawn(self._tracking, self._carry_out(follow, life, action, requests))
 
     # -- carrying out a batch's life ---------------------------------------------------
@@ -306,11 +312,24 @@ class Engine:
             action = life.on(event, time.monotonic())
             follow.batch_id = life.batch_id
             follow.rescuing = life.rescuing
+            if follow.trace is None and life.batch_id is not None:
+                follow.span, context = _telemetry.batch_started(
+                    follow.target.provider, life.batch_id, follow.expected or follow.waiting(),
+                    created=follow.expected is not None)
+                follow.trace = (life.batch_id, context)
+        self._board.end(follow.key)
+        _telemetry.batch_ended(follow.span, "rescued" if isinstance(action, Rescue) else
+                               "done" if isinstance(action, Done) else action.reason)
         if isinstance(action, Rescue):
             await self._rescue_follow(follow, life)
         else:
             await self._conclude(follow, life, action)
         return action
+
+    def _show(self, follow: Follow, total: int) -> None:
+        """Put the batch on the terminal's progress display, if there is one."""
+        if _progress.wanted(follow.options.progress) and follow.batch_id is not None:
+            self._board.show(follow.key, follow.target.provider, follow.batch_id, total)
 
     async def _step(self, action: Act, follow: Follow, life: Lifecycle,
                     pending: dict[str, Any]) -> Event:
@@ -394,21 +413,32 @@ class Engine:
     async def _poll(self, follow: Follow, life: Lifecycle) -> Event:
         """Whether the batch has ended; an ended batch is finishing from here on."""
         try:
-            ended = await self._io(follow.target.poll, life.batch_id)
+            status = await self._io(follow.target.poll, life.batch_id)
         except Exception as error:
             follow.last_error = error
+            gone = getattr(error, "status_code", None) == 404
             if not self._closed:
-                log.warning("polling batch %s failed (%r); polling on until it answers",
-                            life.batch_id, error)
-            return PollFailed()
-        if ended:
+                log.warning("polling batch %s failed (%r); %s", life.batch_id, error,
+                            "asking again to confirm it is gone" if gone
+                            else "polling on until it answers")
+            return PollFailed(gone=gone)
+        self._board.update(follow.key, done=status.done, total=status.total)
+        now = time.monotonic()
+        if status.ended:
+            log.info("batch %s ended after %s (%d/%d requests done); reading its results",
+                     life.batch_id, _duration(now - follow.started), status.done, status.total)
+        elif now - follow.logged_progress >= PROGRESS_LOG_EVERY:
+            follow.logged_progress = now
+            log.info("batch %s: %d/%d requests done after %s", life.batch_id, status.done,
+                     status.total, _duration(now - follow.started))
+        if status.ended:
             # Registered before any call is settled, so that `finish_cleanups()` after the
             # last result still sees it.
             task = asyncio.current_task()
             assert task is not None
             self._finishing.add(task)
             task.add_done_callback(self._finishing.discard)
-        return Polled(ended)
+        return Polled(status.ended)
 
     async def _verify(self, follow: Follow, life: Lifecycle) -> Event:
         """Check an adopted batch by its first result line."""
@@ -451,6 +481,7 @@ class Engine:
             log.warning("reading the results of batch %s broke (%r)", life.batch_id, error)
         finally:
             self._resubmit(again, life.batch_id, follow)
+            self._board.update(follow.key, saved=follow.saved_usd)
         missing = follow.missing_lines()
         if missing:
             log.warning("the results of batch %s are %d line(s) short; reading again",
@@ -458,13 +489,14 @@ class Engine:
         return ResultsRead(missing, broken)
 
     def _resubmit(self, calls: list[Call], batch_id: str | None, follow: Follow) -> None:
-        """Send calls whose result was transient again, in later batches; those whose
-        rescue time has come (or which a deadline's cancel stopped) are rescued instead."""
+        """Send calls whose result was transient (or which a deadline's cancel stopped)
+        again, in later batches; those whose own rescue time is less than their margin
+        away, too near for another batch, are rescued instead."""
         now = time.monotonic()
-        due = [c for c in calls if c.rescue_at is not None and c.rescue_at <= now]
+        due = [c for c in calls if _near_rescue(c, now)]
         if due:
             self._rescue(due, follow, "reached its deadline")
-            calls = [c for c in calls if not (c.rescue_at is not None and c.rescue_at <= now)]
+            calls = [c for c in calls if not _near_rescue(c, now)]
         if not calls:
             return
         log.info("resubmitting %d request(s) of batch %s whose results were transient "
@@ -499,6 +531,10 @@ class Engine:
             await self._record(journal.lose, token)
             await self._finish(follow, None)
             return
+        if action.reason == "gone":
+            await self._record(journal.lose, token)
+            self._send_again_once(follow, batch_id)
+            return
         if not action.submitted:
             if action.reason != "lookup_failed":
                 await self._record(journal.failed, token)
@@ -518,6 +554,26 @@ class Engine:
                 "reads them again, paying nothing twice")
         failure.__cause__ = error
         await self._finish(follow, failure)
+
+    def _send_again_once(self, follow: Follow, batch_id: str | None) -> None:
+        """The provider does not know the batch: its calls go in a new one, once (a call
+        whose second batch is gone too fails)."""
+        rest = follow.close()
+        self._forget(follow)
+        calls = [call for calls in rest.values() for call in calls if not call.future.done()]
+        twice = [call for call in calls if call.gone]
+        again = [call for call in calls if not call.gone]
+        log.warning("batch %s is unknown to its provider (not found, twice): %d call(s) go "
+                    "in a new batch", batch_id, len(again))
+        _fail(twice, BatchSubmissionError(
+            f"batch {batch_id} is unknown to its provider, and so was the one before it: "
+            "the call was not sent again"))
+        groups: dict[tuple[Any, Options], list[Call]] = {}
+        for call in again:
+            call.gone = True
+            groups.setdefault((call.target.key, call.options), []).append(call)
+        for group in groups.values():
+            self._launch(group)
 
     async def _rescue_follow(self, follow: Follow, life: Lifecycle) -> None:
         """Rescue every call still waiting on `follow`'s batch (journalled first, so that
@@ -618,6 +674,9 @@ class Engine:
             await self._finish(follow, None)
             return
         follow.batch_id, verified = found
+        log.info("resuming batch %s (%s) from the journal: %d call(s) of this run wait on it",
+                 follow.batch_id, follow.target.provider, follow.waiting())
+        self._show(follow, 0)
         life = Lifecycle(_pace(follow.options), started=time.monotonic(),
                          batch_id=follow.batch_id, verified=verified)
         await self._carry_out(follow, life, life.start(), {})
@@ -760,7 +819,7 @@ class Engine:
         while isinstance(action, Act):
             await asyncio.sleep(action.after)
             try:
-                event: Event = Polled(await self._io(target.poll, batch_id))
+                event: Event = Polled((await self._io(target.poll, batch_id)).ended)
             except Exception as error:
                 log.warning("polling candidate batch %s failed (%r); polling on", batch_id,
                             error)
@@ -787,6 +846,16 @@ class Engine:
             await asyncio.to_thread(function, *args)
         except Exception:
             log.exception("writing the journal failed (%s)", getattr(function, "__name__", ""))
+
+
+def _duration(seconds: float) -> str:
+    """Seconds as a short duration: ``42s``, ``4m12s``, ``3h05m``."""
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
 
 
 def _pace(options: Options) -> Pace:
@@ -825,6 +894,11 @@ def _call(target: Target, body: Any, future: Any, options: Options, site: str) -
             call.deadline = time.monotonic() + (at - wall)
             call.rescue_at = call.deadline - options.rescue_margin
     return call
+
+
+def _near_rescue(call: Call, now: float) -> bool:
+    """Whether `call`'s rescue time is less than its rescue margin away (or past)."""
+    return call.rescue_at is not None and call.rescue_at - now <= call.options.rescue_margin
 
 
 def _goes_live(call: Call) -> bool:

@@ -4,7 +4,9 @@ read in worker threads while the engine's loop attaches more calls)."""
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
 from .._options import Options
 from ..journal import Journal, NullJournal
@@ -28,6 +30,16 @@ class Follow:
         """Custom ids whose result line has been read (a second pass skips them)."""
         self.cancelled_by_user = False
         """Whether a user cancelled the batch: its cancelled requests are not sent again."""
+        self.started = time.monotonic()
+        """When this process began following the batch (monotonic)."""
+        self.logged_progress = self.started
+        """When its progress was last logged."""
+        self.saved_usd = 0.0
+        """What the results read so far saved against the live price."""
+        self.trace: tuple[str, Any] | None = None
+        """The batch's id and its span's context, handed with each answer (once created)."""
+        self.span: Any = None
+        """The batch's span (None when untraced)."""
         self.rescuing = False
         """Whether a deadline came: requests the cancel stopped are rescued, not sent
         again in a later batch."""

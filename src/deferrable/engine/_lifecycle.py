@@ -35,6 +35,8 @@ from typing import Literal
 
 CREATE_ATTEMPTS = 5
 READ_ATTEMPTS = 5
+GONE_CONFIRMATIONS = 2
+"""Polls in a row answered "not found" before a batch counts as unknown to its provider."""
 EXPIRY = 24 * 3600.0
 """How long a provider runs a batch before expiring what is left (both providers: 24 h)."""
 EXPIRY_GRACE = 3600.0
@@ -111,6 +113,9 @@ class Polled:
 class PollFailed:
     """A poll got no usable answer."""
 
+    gone: bool = False
+    """The provider answered that it does not know the batch (a 404)."""
+
 
 @dataclass(frozen=True)
 class ResultsRead:
@@ -166,7 +171,7 @@ class GiveUp:
     """Stop: the calls still waiting fail (`reason` says why)."""
 
     reason: Literal["create_refused", "create_exhausted", "lookup_failed", "outage",
-                    "results_missing", "not_ours"]
+                    "results_missing", "not_ours", "gone"]
     submitted: bool
     """Whether a batch exists (so its results may still be read by a rerun)."""
 
@@ -222,6 +227,7 @@ class Lifecycle:
         """Whether the batch was adopted on its size and time alone (a lost create's
         only candidate): not cancelled, and checked by its first line when it ends."""
         self._next: Act = Act("create")
+        self._gone = 0
 
     def start(self) -> Action:
         """The first action."""
@@ -261,11 +267,15 @@ class Lifecycle:
             return GiveUp("lookup_failed", False)
         if isinstance(event, Polled):
             self.failing_since = None
+            self._gone = 0
             self.ended = self.ended or event.ended
             if not event.ended:
                 return self._poll()
             return Act("verify") if self.unverified else Act("read")
         if isinstance(event, PollFailed):
+            self._gone = self._gone + 1 if event.gone else 0
+            if self._gone >= GONE_CONFIRMATIONS:
+                return GiveUp("gone", False)
             if self.failing_since is None:
                 self.failing_since = now
             return self._poll() if now < self.give_up_at else GiveUp("outage", True)

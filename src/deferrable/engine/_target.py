@@ -60,15 +60,16 @@ class Target(Protocol):
         """Create a batch of (custom_id, body) requests, tagged `tag` where the provider
         can keep a tag; returns its id."""
 
-    def poll(self, batch_id: str) -> bool:
-        """Whether the batch has ended."""
+    def poll(self, batch_id: str) -> BatchStatus:
+        """Whether the batch has ended, and how many of its requests are done."""
 
     def results(self, batch_id: str) -> Iterator[tuple[str, Any]]:
         """Stream the ended batch's result lines as (custom_id, line)."""
 
-    def outcome(self, line: Any) -> Outcome:
+    def outcome(self, line: Any, batch: tuple[str, Any] | None = None) -> Outcome:
         """The answer the live call would have had for this result line, or the error of
-        an outcome only a batch can have."""
+        an outcome only a batch can have. `batch` (its id and its span's context) goes
+        with the answer, for the call's span."""
 
     def transient(self, line: Any) -> bool:
         """Whether the line's failure may pass if the request is sent again (its batch
@@ -105,6 +106,16 @@ class Target(Protocol):
         read; called only when the `delete_files` option holds."""
 
 
+@dataclass(frozen=True)
+class BatchStatus:
+    """What a poll tells of a batch: whether it has ended, and its requests done (ended
+    one way or another) out of its total, from the provider's counts."""
+
+    ended: bool
+    done: int = 0
+    total: int = 0
+
+
 class RequestRejectedError(Exception):
     """Raised by `Target.submit` when the provider refused the whole batch because of one
     request: the engine fails that call with `error` and submits the rest again."""
@@ -129,6 +140,8 @@ class Call:
     """The request's identity, assigned when its batch is planned."""
     resubmitted: int = 0
     """How many times a transient result sent the request again in a later batch."""
+    gone: bool = False
+    """Whether the call already went again because its batch was unknown to its provider."""
     deadline: float | None = None
     """The monotonic time of the call's deadline, if it has one."""
     rescue_at: float | None = None

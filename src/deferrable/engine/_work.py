@@ -35,6 +35,9 @@ def plan_launch(journal: Journal | NullJournal, target: Target, calls: list[Call
             call.custom_id = journal.custom_id(digest, dedupe=options.dedupe)
     plan = journal.plan([call.custom_id or "" for call in calls], provider=target.provider,
                         destination=target.destination, reuse_for=options.reuse_for)
+    if plan.served:
+        log.info("served %d result(s) from the journal (%s): nothing sent", len(plan.served),
+                 target.provider)
     serve(target, ((calls[index], line) for index, line in plan.served))
     return plan
 
@@ -83,7 +86,7 @@ def resolve_from(follow: Follow, batch_id: str, again: list[Call]) -> None:
             calls = [call for call in taken if not call.future.done()]
             succeeded = target.succeeded(line)
             if calls:
-                value, error = target.outcome(line)
+                value, error = target.outcome(line, follow.trace)
                 transient = not succeeded and _transient(follow, line, error)
                 if transient and follow.rescuing:  # stopped by the deadline's cancel
                     again.extend(calls)
@@ -100,8 +103,9 @@ def resolve_from(follow: Follow, batch_id: str, again: list[Call]) -> None:
             if spent is not None:
                 site = (calls[0].site if calls else
                         f"{taken[0].site} {CANCELLED}" if taken else UNCLAIMED)
-                spending.append((custom_id, row_of(Spend(site, target.provider, spent[0],
-                                                         "batch", spent[1]))))
+                row = row_of(Spend(site, target.provider, spent[0], "batch", spent[1]))
+                follow.saved_usd += row["live_usd"] - row["batch_usd"]
+                spending.append((custom_id, row))
         try:
             if follow.expected is None:  # a batch of an earlier run: lines it read count once
                 journal.received(follow.token, records, reuse_for, ledger_once=spending)

@@ -4,7 +4,8 @@ Two kinds of record, both JSON text:
 
 - ``b:<token>``, one per batch deferrable creates: its provider, destination (never a
   secret), owning process, state (``creating`` → ``submitted`` → ``collected``, or
-  ``lost`` / ``failed``) and, once the create call returned, the provider's batch id.
+  ``lost`` / ``failed``, a lost one found so by ``deferrable status --refresh`` with its
+  reason) and, once the create call returned, the provider's batch id.
   The token also tags the batch at the provider, so that a batch whose id never reached
   the journal can be found again.
 - ``r:<custom_id>``, one per request: the batch it went in (written before the batch is
@@ -13,7 +14,9 @@ Two kinds of record, both JSON text:
   `deferrable.ledger`), written with the results it counts.
 
 Every method blocks and runs on the engine's worker threads, never on an event loop;
-each writes in one transaction, so that many processes may share a journal.
+each writes in one transaction, so that many processes may share a journal. The store is
+checked and made private before use (`secure_store`), and its rows reach no file outside
+it (`TextOnlyDisk`).
 """
 
 from __future__ import annotations
@@ -22,10 +25,9 @@ import json
 import os
 import secrets
 import sqlite3
-import stat
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +38,8 @@ from .._errors import JournalCorruptError, JournalError
 from ..ledger._ledger import merged, row_key
 from ._disk import TextOnlyDisk
 from ._identity import Occurrences
-from ._liveness import is_alive, process_token
+from ._liveness import process_token
+from ._store import secure_store
 
 FORMAT = 1
 _MARKER = "deferrable:journal"
@@ -63,13 +66,24 @@ class BatchRecord:
     cancelled: bool = False
     """Whether a user cancelled the batch (`deferrable cancel`): its cancelled requests
     raise rather than go again."""
+    reason: str | None = None
+    """Why the batch is ``lost`` when `deferrable status --refresh` found it so (it was
+    never created, or its provider does not know it)."""
 
     def to_json(self) -> dict[str, Any]:
         """The record as stored."""
         return {"provider": self.provider, "destination": self.destination,
                 "state": self.state, "owner": self.owner, "created_at": self.created_at,
                 "batch_id": self.batch_id, "requests": self.requests, "ended_at": self.ended_at,
-                "cancelled": self.cancelled}
+                "cancelled": self.cancelled, "reason": self.reason}
+
+    @property
+    def in_flight(self) -> bool:
+        """Whether the batch may still run at its provider, its results uncollected: being
+        created (by a live process, or by one that died after its create call may have
+        reached the provider) or submitted. Its record is what keeps a rerun from
+        submitting its requests again."""
+        return self.state in OPEN_STATES
 
     @classmethod
     def from_json(cls, token: str, data: dict[str, Any]) -> BatchRecord:
@@ -80,7 +94,8 @@ class BatchRecord:
                          None if data.get("batch_id") is None else str(data["batch_id"]),
                          int(data["requests"]),
                          None if data.get("ended_at") is None else float(data["ended_at"]),
-                         bool(data.get("cancelled", False)))
+                         bool(data.get("cancelled", False)),
+                         None if data.get("reason") is None else str(data["reason"]))
         except (KeyError, TypeError, ValueError) as error:
             raise JournalCorruptError(f"journal record b:{token} is malformed: {error!r}") from None
         return record
@@ -206,6 +221,43 @@ class Journal:
         """No batch was found for a create call whose answer was lost: a rerun submits
         its requests again."""
         self._update(token, state="lost", ended_at=time.time())
+
+    def never_created(self, token: str, owner: str) -> bool:
+        """No batch exists for a create whose process (`owner`) died before it recorded a
+        batch id (`deferrable status --refresh` looked): the batch is lost, and a rerun
+        submits its requests again. False when the record moved on meanwhile (a rerun
+        took it over)."""
+        return self._lose_if(token, "never created", lambda record: (
+            record.state == "creating" and record.owner == owner and record.batch_id is None))
+
+    def unknown_to_provider(self, token: str, batch_id: str) -> bool:
+        """The provider answered "not found" for batch `batch_id`, twice: the batch is
+        lost, and a rerun submits its requests again instead of failing on it. False when
+        the record moved on meanwhile."""
+        return self._lose_if(token, "unknown to its provider", lambda record: (
+            record.state == "submitted" and record.batch_id == batch_id))
+
+    def adopted(self, token: str, owner: str, batch_id: str) -> bool:
+        """The provider holds batch `batch_id`, tagged with `token`, made by a create whose
+        process (`owner`) died before it recorded the id: record it, as a rerun would.
+        False when the record moved on meanwhile."""
+        with self._transaction() as cache:
+            record = self._batch(cache, token)
+            if (record is None or record.state != "creating" or record.owner != owner
+                    or record.batch_id is not None):
+                return False
+            self._write(cache, _BATCH + token,
+                        {**record.to_json(), "state": "submitted", "batch_id": batch_id})
+            return True
+
+    def _lose_if(self, token: str, reason: str, still: Callable[[BatchRecord], bool]) -> bool:
+        with self._transaction() as cache:
+            record = self._batch(cache, token)
+            if record is None or not still(record):
+                return False
+            self._write(cache, _BATCH + token, {**record.to_json(), "state": "lost",
+                                                "ended_at": time.time(), "reason": reason})
+            return True
 
     def collected(self, token: str) -> None:
         """Every result line of the batch was read."""
@@ -337,25 +389,28 @@ class Journal:
             if record is not None:
                 yield key[len(_REQUEST):], record
 
-    def prune(self, older_than: float) -> dict[str, int]:
-        """Delete batches that ended (or, abandoned by a process that died, began) more
-        than `older_than` seconds ago with their requests, results delivered past their
-        reuse period, and requests of batches that are gone; returns how many of each
-        kind went."""
-        cache = self._open()
-        expired = int(cache.expire())
+    def prune(self, older_than: float, *, force: bool = False) -> dict[str, int]:
+        """Delete batches that ended (or, never ended, began) more than `older_than`
+        seconds ago with their requests, results delivered past their reuse period, and
+        requests of batches that are gone. A batch in flight (`BatchRecord.in_flight`) is
+        kept, however old, unless `force`: without its record a rerun submits its
+        requests again, paying twice for those the provider ran. Returns how many went of
+        each kind (``batches``, ``requests``, ``expired`` results), how many of those
+        batches were in flight (``in_flight``), and how many in flight were ``kept``."""
+        expired = int(self._open().expire())
         horizon = time.time() - older_than
-        gone = {b.token for b in self.batches() if (b.ended_at or b.created_at) < horizon
-                and (b.state not in OPEN_STATES or not is_alive(b.owner))}
         with self._transaction() as cache:
-            for token in gone:
-                cache.delete(_BATCH + token)
-        known = {b.token for b in self.batches()}
+            old = [b for b in self.batches() if (b.ended_at or b.created_at) < horizon]
+            gone = [b for b in old if force or not b.in_flight]
+            for batch in gone:
+                cache.delete(_BATCH + batch.token)
+        batches = {b.token: b for b in self.batches()}
         requests = [custom_id for custom_id, record in self.requests()
-                    if record.get("batch") not in known
-                    or ("result" in record and float(record.get("received_at", 0)) < horizon)]
+                    if _prunable(record, batches, horizon)]
         self.forget(requests)
-        return {"batches": len(gone), "requests": len(requests), "expired": expired}
+        return {"batches": len(gone), "requests": len(requests), "expired": expired,
+                "in_flight": sum(1 for b in gone if b.in_flight),
+                "kept": len(old) - len(gone)}
 
     def close(self) -> None:
         """Close the database connections (reopened on next use)."""
@@ -376,11 +431,9 @@ class Journal:
             return self._cache
 
     def _create(self) -> diskcache.Cache:
+        directory = secure_store(self.path)
         try:
-            self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
-            if stat.S_IMODE(self.path.stat().st_mode) & 0o077:
-                self.path.chmod(0o700)
-            cache = diskcache.Cache(str(self.path), disk=TextOnlyDisk, eviction_policy="none",
+            cache = diskcache.Cache(str(directory), disk=TextOnlyDisk, eviction_policy="none",
                                     timeout=60, statistics=0, tag_index=0)
         except (OSError, sqlite3.Error) as error:
             raise JournalError(f"cannot open the journal at {self.path}: {error}") from error
@@ -458,6 +511,16 @@ class _Transaction:
     @property
     def path_text(self) -> str:
         return str(self._path)
+
+
+def _prunable(record: dict[str, Any], batches: dict[str, BatchRecord], horizon: float) -> bool:
+    """Whether prune deletes a request record: its batch is gone, or its result came
+    before `horizon` and was handed out (or its batch ended)."""
+    batch = batches.get(str(record.get("batch")))
+    if batch is None:
+        return True
+    return ("result" in record and float(record.get("received_at", 0)) < horizon
+            and (bool(record.get("delivered")) or not batch.in_flight))
 
 
 def _json(text: object, key: str) -> dict[str, Any]:

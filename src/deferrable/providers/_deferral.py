@@ -59,6 +59,9 @@ class Answer:
     body: bytes
     request_id: str
     spent: Spent | None = None
+    batch: tuple[str, Any] | None = None
+    """The batch it came from: its id and its span's context (None when untraced); None
+    for an answer served from the journal."""
 
     def response(self, request: httpx2.Request, *, request_id_header: str,
                  replay: Replay | None) -> httpx2.Response:

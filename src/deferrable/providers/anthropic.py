@@ -14,7 +14,7 @@ import httpx2
 
 from .._errors import BatchCanceledError, BatchExpiredError
 from .._options import Options
-from ..engine import TRANSIENT_STATUSES, Outcome, RequestRejectedError
+from ..engine import TRANSIENT_STATUSES, BatchStatus, Outcome, RequestRejectedError
 from ..ledger import Tokens, anthropic_tokens
 from ._deferral import (
     Answer,
@@ -118,10 +118,12 @@ class AnthropicTarget:
                 raise
             raise RequestRejectedError(requests[int(culprit.group(1))][0], error) from error
 
-    def poll(self, batch_id: str) -> bool:
-        """Whether the batch has ended."""
-        return bool(self._batches().retrieve(batch_id, **self._extra()).processing_status
-                    == "ended")
+    def poll(self, batch_id: str) -> BatchStatus:
+        """Whether the batch has ended, and its requests done out of its total."""
+        batch = self._batches().retrieve(batch_id, **self._extra())
+        counts = batch.request_counts
+        done = counts.succeeded + counts.errored + counts.canceled + counts.expired
+        return BatchStatus(batch.processing_status == "ended", done, done + counts.processing)
 
     def results(self, batch_id: str) -> Iterator[tuple[str, Any]]:
         """Each result line, as the provider wrote it: (custom_id, line)."""
@@ -129,7 +131,7 @@ class AnthropicTarget:
         for line in lines_of(decoder.http_response):
             yield str(line["custom_id"]), line
 
-    def outcome(self, line: Any) -> Outcome:
+    def outcome(self, line: Any, batch: tuple[str, Any] | None = None) -> Outcome:
         """The answer the live call would have had for this result line (the SDK raises
         its own exception for an error status), or the error of an outcome only a batch
         can have."""
@@ -138,12 +140,13 @@ class AnthropicTarget:
         if kind == "succeeded":
             message = result["message"]
             return Answer(200, json_bytes(message), _request_id(custom_id),
-                          self.spent(line)), None
+                          self.spent(line), batch), None
         if kind == "errored":
             envelope = result.get("error") or {}
             error_type = (envelope.get("error") or {}).get("type")
             return Answer(STATUS_BY_ERROR_TYPE.get(str(error_type), 500), json_bytes(envelope),
-                          envelope.get("request_id") or _request_id(custom_id)), None
+                          envelope.get("request_id") or _request_id(custom_id),
+                          batch=batch), None
         if kind == "expired":
             return None, BatchExpiredError("the request's batch expired before it was processed")
         return None, BatchCanceledError("the request's batch was canceled before it ran")

@@ -18,7 +18,7 @@ import openai
 
 from .._errors import BatchCanceledError, BatchExpiredError, BatchValidationError, DeferrableError
 from .._options import Options
-from ..engine import TRANSIENT_STATUSES, Outcome
+from ..engine import TRANSIENT_STATUSES, BatchStatus, Outcome
 from ..ledger import Tokens, openai_tokens
 from . import _openai_sdk as sdk
 from ._deferral import (
@@ -183,9 +183,13 @@ class OpenAITarget:
             raise
         return batch.id
 
-    def poll(self, batch_id: str) -> bool:
-        """Whether the batch has ended (completed, failed, expired or cancelled)."""
-        return self._retrieve(batch_id).status in ENDED
+    def poll(self, batch_id: str) -> BatchStatus:
+        """Whether the batch has ended (completed, failed, expired or cancelled), and its
+        requests done out of its total."""
+        batch = self._retrieve(batch_id)
+        counts = batch.request_counts
+        done, total = (counts.completed + counts.failed, counts.total) if counts else (0, 0)
+        return BatchStatus(batch.status in ENDED, done, total)
 
     def results(self, batch_id: str) -> Iterator[tuple[str, Any]]:
         """Each line of the output and error files as (custom_id, {"line", "status"});
@@ -201,7 +205,7 @@ class OpenAITarget:
             for line in self._lines(file_id):
                 yield str(line["custom_id"]), {"line": line, "status": batch.status}
 
-    def outcome(self, line: Any) -> Outcome:
+    def outcome(self, line: Any, batch: tuple[str, Any] | None = None) -> Outcome:
         """The answer the live call would have had for a line of `results()` (the SDK
         raises its own exception for an error status), or the error of an outcome only a
         batch can have."""
@@ -216,7 +220,7 @@ class OpenAITarget:
             body = response.get("body")
             request_id = response.get("request_id") or f"req_deferred_{found.get('custom_id')}"
             spent = spend_of(body, openai_tokens) if 200 <= code < 300 else None
-            return Answer(code, json_bytes(body), str(request_id), spent), None
+            return Answer(code, json_bytes(body), str(request_id), spent, batch), None
         error = found.get("error") or {}
         reason = f"{error.get('code')}: {error.get('message')}"
         if error.get("code") == "batch_expired" or status == "expired":
