@@ -4,6 +4,7 @@ take the scope's spend past the cap; the others still resolve (sync and async)."
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import anthropic
 import pytest
@@ -134,3 +135,16 @@ def test_a_budget_admits_what_the_lane_can_bill(anthropic_client: anthropic.Anth
     outcomes = [f.exception(timeout=60) for f in [ask(f"q{i}") for i in range(6)]]
     assert sum(outcome is None for outcome in outcomes) == admitted
     assert batch_requests(emulator) == admitted
+
+
+def test_a_scope_ends_saying_what_its_budget_spent_and_held(
+        anthropic_client: anthropic.Anthropic, caplog: pytest.LogCaptureFixture) -> None:
+    """The scope's closing INFO line gives the cap, the spend and what is still held."""
+    caplog.set_level(logging.INFO, logger="deferrable")
+    with deferrable.scope(max_cost_usd=1.0):
+        anthropic_client.messages.create(**message_request("Sentiment: great"))
+    [line] = [m for m in caplog.messages if "scope" in m and "ended" in m]
+    assert "1 deferred, 0 live; budget $1.000000: spent $0.0" in line
+    assert line.endswith("held $0.000000")
+    spent = float(line.split("spent $")[1].split(",")[0])
+    assert 0 < spent < most_a_call_costs("Sentiment: great")

@@ -144,7 +144,10 @@ class scope:  # noqa: N801 - a context manager named like the function users cal
             level = logging.INFO if self._summary else logging.DEBUG
             if log.isEnabledFor(level):
                 where = self._site or current_site()
-                log.log(level, "deferrable: scope %s ended: %s", where, ended.summary())
+                text = ended.summary()
+                if self._budget is not None:
+                    text += f"; {self._budget.summary()}"
+                log.log(level, "deferrable: scope %s ended: %s", where, text)
         _active.reset(options)
         if budget is not None:
             leave_budget(budget)

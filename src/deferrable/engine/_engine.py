@@ -29,7 +29,7 @@ from .. import _progress, _telemetry
 from .._deferred import Deferred
 from .._errors import BatchSubmissionError, DeadlineExceededError, DeferrableError, MissingResultError
 from .._options import Options, deadline_at
-from ..journal import OPEN_STATES, BatchRecord, Journal, NullJournal, is_alive, journal_for, process_token
+from ..journal import OPEN_STATES, BatchRecord, JournalLike, is_alive, journal_for, process_token
 from ._buffer import Buffer, GroupLimits
 from ._follow import Follow
 from ._lanes import choose_lane
@@ -651,7 +651,7 @@ class Engine:
 
         return for_call
 
-    def _attach(self, journal: Journal | NullJournal, token: str, call: Call) -> None:
+    def _attach(self, journal: JournalLike, token: str, call: Call) -> None:
         """Make `call` wait on batch `token` (recorded earlier, perhaps by another
         process), following that batch unless this process already does."""
         follow = self._follows.get((journal.path, token))

@@ -9,14 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from .._options import Options
-from ..journal import Journal, NullJournal
+from ..journal import JournalLike
 from ._target import Call, Target
 
 
 class Follow:
     """One batch being followed to its end: its journal token and its waiting calls."""
 
-    def __init__(self, journal: Journal | NullJournal, token: str, target: Target,
+    def __init__(self, journal: JournalLike, token: str, target: Target,
                  options: Options) -> None:
         self.journal = journal
         self.token = token

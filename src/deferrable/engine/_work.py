@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .._errors import BatchCanceledError, JournalError
-from ..journal import Journal, NullJournal, Plan, request_digest
+from ..journal import JournalLike, Plan, request_digest
 from ..ledger import Spend, merged, row_of
 from ._follow import Follow
 from ._lifecycle import resubmits
@@ -24,7 +24,7 @@ CANCELLED = "(cancelled after submission: paid, unused)"
 """Appended to the ledger site of a result whose callers had all cancelled."""
 
 
-def plan_launch(journal: Journal | NullJournal, target: Target, calls: list[Call]) -> Plan:
+def plan_launch(journal: JournalLike, target: Target, calls: list[Call]) -> Plan:
     """Give each call its identity, let the journal decide what to submit, and answer the
     calls whose results the journal already holds."""
     options = calls[0].options
@@ -132,7 +132,7 @@ def _transient(follow: Follow, line: Any, error: BaseException | None) -> bool:
     return follow.target.transient(line)
 
 
-def belongs(target: Target, batch_id: str, journal: Journal | NullJournal, token: str) -> bool:
+def belongs(target: Target, batch_id: str, journal: JournalLike, token: str) -> bool:
     """Whether the ended batch `batch_id` holds a request recorded under `token` (its
     first result line tells)."""
     lines = iter(target.results(batch_id))

@@ -18,8 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ._journal import BatchRecord, Journal
+from ._journal import Journal
 from ._liveness import is_alive
+from ._records import BatchRecord
 
 DEFAULT_BASE_URLS = {"anthropic": "https://api.anthropic.com",
                      "openai": "https://api.openai.com/v1"}

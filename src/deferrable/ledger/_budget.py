@@ -42,6 +42,13 @@ class Budget:
             self.spent_usd += actual_usd or 0.0
 
 
+    def summary(self) -> str:
+        """``budget $cap: spent $x, held $y`` (held: the worst cases of calls in flight)."""
+        with self._lock:
+            return (f"budget ${self.cap_usd:.6f}: spent ${self.spent_usd:.6f}, held "
+                    f"${self.reserved_usd:.6f}")
+
+
 def active_budgets() -> tuple[Budget, ...]:
     """The budgets of the scopes around the caller, innermost last."""
     return _active.get()

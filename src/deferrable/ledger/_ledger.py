@@ -5,6 +5,9 @@ A row aggregates the calls of one hour, call site, provider, model and mode (``b
 cost live and in a batch. Deferred calls are recorded with their results (in the same journal
 transaction); live calls are collected in memory and written every few seconds and at
 exit.
+
+The ledger does not import the journal (which imports its rows' rules): the journal
+package hands `live_ledger` the function that finds a store's journal (`LiveLedger.use`).
 """
 
 from __future__ import annotations
@@ -16,10 +19,10 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ._prices import price_of
 from ._tokens import CLASSES, Tokens
@@ -80,20 +83,39 @@ def merged(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(totals.values())
 
 
+class LedgerJournal(Protocol):
+    """What the live ledger needs of a journal."""
+
+    @property
+    def path(self) -> Path | None:
+        """Where the journal is."""
+
+    def add_ledger(self, rows: list[dict[str, Any]]) -> None:
+        """Add spend to the journal's ledger."""
+
+
+JournalFor = Callable[[str | None], LedgerJournal]
+"""The journal of a store (None: the default one)."""
+
+
 class LiveLedger:
     """Spend of live calls, kept in memory per journal and written in the background."""
 
-    def __init__(self) -> None:
+    def __init__(self, journal_for: JournalFor | None = None) -> None:
+        self._journal_for = journal_for
         self._pending: dict[Path, list[dict[str, Any]]] = {}
         self._lock = threading.Lock()
         self._writing = threading.Lock()
         self._thread: threading.Thread | None = None
 
+    def use(self, journal_for: JournalFor) -> None:
+        """Find each store's journal with `journal_for` (`deferrable.journal` hands over
+        its own when it is imported)."""
+        self._journal_for = journal_for
+
     def add(self, store: str | None, spend: Spend) -> None:
         """Record a live call's spend, to be written to the journal at `store` soon."""
-        from ..journal import journal_for
-
-        journal = journal_for(store)
+        journal = self._journal(store)
         assert journal.path is not None
         with self._lock:
             self._pending.setdefault(journal.path, []).append(row_of(spend))
@@ -106,17 +128,20 @@ class LiveLedger:
     def flush(self) -> None:
         """Write what was recorded so far (when it returns, every call recorded before it
         was called is in the journal, even if another thread was already writing)."""
-        from ..journal import journal_for
-
         with self._writing:
             with self._lock:
                 pending, self._pending = self._pending, {}
             for path, rows in pending.items():
                 try:
-                    journal_for(str(path)).add_ledger(merged(rows))
+                    self._journal(str(path)).add_ledger(merged(rows))
                 except Exception:
                     log.warning("recording live calls in the ledger at %s failed", path,
                                 exc_info=True)
+
+    def _journal(self, store: str | None) -> LedgerJournal:
+        if self._journal_for is None:
+            raise RuntimeError("the live ledger has no journals: import deferrable.journal")
+        return self._journal_for(store)
 
     def _run(self) -> None:
         while True:
@@ -125,7 +150,7 @@ class LiveLedger:
 
     def forget_after_fork(self) -> None:
         """In a forked child: the parent writes what it recorded; start empty."""
-        self.__init__()  # type: ignore[misc]
+        self.__init__(self._journal_for)  # type: ignore[misc]
 
 
 live_ledger = LiveLedger()
