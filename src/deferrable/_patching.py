@@ -292,8 +292,9 @@ def _in_scope_sync(adapter: Any, decision: Deferral | Live, options: Options,
                                      lane_options, decision.units, site)
             try:
                 answer: Answer = _greenlets.wait(future)
-            except SendFlex:
-                flex_first = True
+            except SendFlex:  # (never for a provider without flex; if so, a batch)
+                flex_first = send_as is not None
+                lane_options = options if flex_first else options.replace(lane="batch")
                 continue
             except RescueLive as rescue:
                 sent = _rescue.run_sync(send)
@@ -348,8 +349,9 @@ async def _in_scope_async(adapter: Any, decision: Deferral | Live, options: Opti
                                             lane_options, decision.units, site)
             try:
                 answer: Answer = await waiting
-            except SendFlex:
-                flex_first = True
+            except SendFlex:  # (never for a provider without flex; if so, a batch)
+                flex_first = send_as is not None
+                lane_options = options if flex_first else options.replace(lane="batch")
                 continue
             except RescueLive as rescue:
                 rescued = await _rescue.run_async(send)
