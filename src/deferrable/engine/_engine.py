@@ -28,6 +28,7 @@ from asyncio_throttle.throttler import Throttler
 from .. import _progress, _telemetry
 from .._deferred import Deferred
 from .._errors import BatchSubmissionError, DeadlineExceededError, DeferrableError, MissingResultError
+from .._fork import quiet
 from .._options import Options, deadline_at
 from ..journal import OPEN_STATES, BatchRecord, JournalLike, is_alive, journal_for, process_token
 from ._buffer import Buffer, GroupLimits
@@ -833,19 +834,25 @@ class Engine:
         """Run a provider call in a worker thread, within the rate limit."""
         assert self._throttler is not None
         async with self._throttler:
-            return await asyncio.to_thread(function, *args)
+            return await asyncio.to_thread(_quietly, function, *args)
 
     async def _local(self, function: Callable[..., T], *args: Any) -> T:
         """Run local blocking work (the journal) in a worker thread."""
-        return await asyncio.to_thread(function, *args)
+        return await asyncio.to_thread(_quietly, function, *args)
 
     async def _record(self, function: Callable[..., None], *args: Any) -> None:
         """Write to the journal; a failure is logged, not raised: the batch goes on, and
         a rerun finds less in the journal (a batch id it then looks for again)."""
         try:
-            await asyncio.to_thread(function, *args)
+            await asyncio.to_thread(_quietly, function, *args)
         except Exception:
             log.exception("writing the journal failed (%s)", getattr(function, "__name__", ""))
+
+
+def _quietly(function: Callable[..., T], *args: Any) -> T:
+    """`function(*args)` with no fork cutting through it (`deferrable._fork`)."""
+    with quiet():
+        return function(*args)
 
 
 def _duration(seconds: float) -> str:

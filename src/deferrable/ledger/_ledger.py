@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from .._fork import quiet
 from ._prices import price_of
 from ._tokens import CLASSES, Tokens
 
@@ -133,7 +134,8 @@ class LiveLedger:
                 pending, self._pending = self._pending, {}
             for path, rows in pending.items():
                 try:
-                    self._journal(str(path)).add_ledger(merged(rows))
+                    with quiet():
+                        self._journal(str(path)).add_ledger(merged(rows))
                 except Exception:
                     log.warning("recording live calls in the ledger at %s failed", path,
                                 exc_info=True)
