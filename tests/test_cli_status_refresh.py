@@ -26,6 +26,7 @@ from tests.conftest import DUMMY_KEY
 from tests.emulator_helpers import chat_request, wait_until
 from tests.processes import ROOT, Job, Lines, wait_for
 from tests.test_cli_journal import run
+from tests.test_resume import batches
 
 COUNT = 4
 RETRIEVE = {"anthropic": "GET /v1/messages/batches/{message_batch_id}",
@@ -54,15 +55,6 @@ def refreshed(capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
     [row] = json.loads(out)["batches"]
     assert isinstance(row, dict)
     return row
-
-
-def batches(store: Path) -> list[BatchRecord]:
-    """The journal's batches, read from this process."""
-    journal = Journal(store)
-    try:
-        return journal.batches()
-    finally:
-        journal.close()
 
 
 def killed_job(emulator: Emulator, store: Path, provider: str) -> BatchRecord:

@@ -128,35 +128,28 @@ class Engine:
     def flush(self) -> concurrent.futures.Future[int]:
         """Submit everything buffered now; the future resolves (to the number of batches
         launched) once their create calls have been started."""
-        loop = self._running_loop()
-        done: concurrent.futures.Future[int] = concurrent.futures.Future()
-
-        def drain() -> None:
-            self._take_inbox()
-            batches = self._buffer.drain()
-            for batch in batches:
-                self._launch(batch)
-            self._rearm_timer()
-            done.set_result(len(batches))
-
-        loop.call_soon_threadsafe(drain)
-        return done
+        return self._launch_on_loop(lambda: self._buffer.drain())
 
     def release_held(self, age: float, held: float) -> concurrent.futures.Future[int]:
         """Submit the groups held at least `held` seconds whose oldest call has waited
         `age`; the future resolves to the number of batches launched."""
+        return self._launch_on_loop(lambda: self._buffer.waited(time.monotonic(), age, held))
+
+    def _launch_on_loop(self, taken: Callable[[], list[list[Call]]]) -> concurrent.futures.Future[int]:
+        """On the engine's loop: take the inbox, then launch the batches `taken()` closes;
+        the future resolves to how many."""
         loop = self._running_loop()
         done: concurrent.futures.Future[int] = concurrent.futures.Future()
 
-        def release() -> None:
+        def launch() -> None:
             self._take_inbox()
-            batches = self._buffer.waited(time.monotonic(), age, held)
+            batches = taken()
             for batch in batches:
                 self._launch(batch)
             self._rearm_timer()
             done.set_result(len(batches))
 
-        loop.call_soon_threadsafe(release)
+        loop.call_soon_threadsafe(launch)
         return done
 
     def _running_loop(self) -> asyncio.AbstractEventLoop:

@@ -203,35 +203,16 @@ class _Provider:
         when tagged with the record's token, else the untagged batches of its size and
         time that the journal does not know)."""
         if self.name == "openai":
-            from ..providers.openai import RECOVERY_HORIZON, TAG_KEY
+            from ..providers.openai import tagged_with
 
-            def tagged() -> str | None:
-                for batch in self._client.batches.list(limit=100):
-                    if batch.created_at < record.created_at - RECOVERY_HORIZON:
-                        break
-                    if (batch.metadata or {}).get(TAG_KEY) == record.token:
-                        return str(batch.id)
-                return None
+            return self._call(lambda: tagged_with(self._client.batches.list(limit=100),
+                                                  record.token, record.created_at)), []
+        from ..providers.anthropic import sized_like
 
-            return self._call(tagged), []
-        from ..providers.anthropic import RECOVERY_WINDOW
-
-        def sized() -> list[str]:
-            earliest = record.created_at + RECOVERY_WINDOW[0]
-            latest = record.created_at + RECOVERY_WINDOW[1]
-            found = []
-            for batch in self._batches().list(limit=100, **self._anthropic_extra()):
-                when = batch.created_at.timestamp()
-                if when < earliest:
-                    break
-                counts = batch.request_counts
-                total = (counts.processing + counts.succeeded + counts.errored
-                         + counts.canceled + counts.expired)
-                if when <= latest and total == record.requests and batch.id not in known:
-                    found.append(str(batch.id))
-            return found
-
-        return None, self._call(sized) or []
+        found = self._call(lambda: sized_like(
+            self._batches().list(limit=100, **self._anthropic_extra()), record.created_at,
+            record.requests))
+        return None, [batch_id for batch_id in found or [] if batch_id not in known]
 
     def _batches(self) -> Any:
         client = self._client

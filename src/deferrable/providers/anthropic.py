@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Hashable, Iterator, Mapping
+from collections.abc import Hashable, Iterable, Iterator, Mapping
 from typing import Any
 
 import anthropic
@@ -179,18 +179,8 @@ class AnthropicTarget:
 
     def recover(self, tag: str, created_at: float, requests: int) -> list[str]:
         """Batches created around `created_at` with `requests` requests, newest first."""
-        earliest, latest = created_at + RECOVERY_WINDOW[0], created_at + RECOVERY_WINDOW[1]
-        found = []
-        for batch in self._batches().list(limit=100, **self._extra()):
-            when = batch.created_at.timestamp()
-            if when < earliest:
-                break
-            counts = batch.request_counts
-            total = (counts.processing + counts.succeeded + counts.errored + counts.canceled
-                     + counts.expired)
-            if when <= latest and total == requests:
-                found.append(batch.id)
-        return found
+        return sized_like(self._batches().list(limit=100, **self._extra()), created_at,
+                          requests)
 
     def cancel(self, batch_id: str) -> None:
         """Cancel the batch (requests already processed keep their results)."""
@@ -211,6 +201,24 @@ class AnthropicTarget:
 
     def _extra(self) -> dict[str, Any]:
         return {"betas": self._betas} if self._betas else {}
+
+
+def sized_like(batches: Iterable[Any], created_at: float, requests: int) -> list[str]:
+    """Of `batches` (SDK Message Batches, newest first), the ids of those created within
+    `RECOVERY_WINDOW` of `created_at` that hold `requests` requests: the candidates for a
+    batch whose create call's answer was lost (a Message Batch keeps no tag)."""
+    earliest, latest = created_at + RECOVERY_WINDOW[0], created_at + RECOVERY_WINDOW[1]
+    found = []
+    for batch in batches:
+        when = batch.created_at.timestamp()
+        if when < earliest:
+            break
+        counts = batch.request_counts
+        total = (counts.processing + counts.succeeded + counts.errored + counts.canceled
+                 + counts.expired)
+        if when <= latest and total == requests:
+            found.append(str(batch.id))
+    return found
 
 
 def _request_id(custom_id: str) -> str:

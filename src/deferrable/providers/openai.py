@@ -10,7 +10,7 @@ import functools
 import json
 import re
 import tempfile
-from collections.abc import Hashable, Iterator, Mapping
+from collections.abc import Hashable, Iterable, Iterator, Mapping
 from typing import Any
 
 import httpx2
@@ -261,11 +261,9 @@ class OpenAITarget:
     def recover(self, tag: str, created_at: float, requests: int) -> list[str]:
         """The batch whose metadata carries `tag`, looked for among those created since
         shortly before `created_at` (newest first)."""
-        for batch in self._client.batches.list(limit=100):
-            if batch.created_at < created_at - RECOVERY_HORIZON:
-                break
-            if (batch.metadata or {}).get(TAG_KEY) == tag:
-                return [batch.id]
+        found = tagged_with(self._client.batches.list(limit=100), tag, created_at)
+        if found is not None:
+            return [found]
         self._delete_input_of(tag, since=created_at - RECOVERY_HORIZON)
         return []
 
@@ -363,6 +361,17 @@ def _engine_client(client: openai.OpenAI | openai.AsyncOpenAI, headers: Mapping[
         default_query=dict(query), max_retries=client.max_retries, timeout=client.timeout,
         http_client=_pool.get())
 
+
+
+def tagged_with(batches: Iterable[Any], tag: str, created_at: float) -> str | None:
+    """Of `batches` (SDK Batches, newest first), the id of the one whose metadata carries
+    `tag`, looked for among those created since shortly before `created_at`."""
+    for batch in batches:
+        if batch.created_at < created_at - RECOVERY_HORIZON:
+            break
+        if (batch.metadata or {}).get(TAG_KEY) == tag:
+            return str(batch.id)
+    return None
 
 
 def _input_name(tag: str) -> str:
