@@ -52,6 +52,7 @@ WRONG_TYPES: list[tuple[str, Any, str]] = [
     ("defer_streams", None, "defer_streams must be True or False, not NoneType (None)"),
     ("strict", "maybe", "strict must be True or False, not str ('maybe')"),
     ("progress", 1, "progress must be True or False, not int (1)"),
+    ("freeze_gc", "no", "freeze_gc must be True or False, not str ('no'); write False, without quotes"),
 ]
 """(option, value of the wrong type, the exact TypeError message)."""
 
@@ -82,7 +83,8 @@ WRONG_RANGES: list[tuple[str, Any, str]] = [
 ]
 """(option, value of the right type out of range, the exact ValueError message)."""
 
-FLAGS = {"journal", "dedupe", "delete_files", "defer_streams", "strict", "progress"}
+FLAGS = {"journal", "dedupe", "delete_files", "defer_streams", "strict", "progress",
+         "freeze_gc"}
 
 VALID: dict[str, Any] = {
     "max_batch_size": 1, "max_batch_bytes": 1, "max_wait": 0, "poll_interval": 0.01,
@@ -90,7 +92,7 @@ VALID: dict[str, Any] = {
     "max_retries": 0, "lane": "auto", "store": "journal-dir", "journal": False,
     "reuse_for": math.inf, "dedupe": True, "delete_files": False, "defer_streams": False,
     "strict": True,
-    "progress": False,
+    "progress": False, "freeze_gc": False,
 }
 """A value for every option, each at or near the edge of what is accepted."""
 

@@ -76,6 +76,11 @@ class Options:
     progress: bool = True
     """Show each running batch's progress on standard error while calls wait (only when
     it is a terminal)."""
+    freeze_gc: bool = True
+    """While scopes are open, keep the objects of waiting calls out of the cyclic garbage
+    collector's full collections (`gc.freeze()` every few hundred calls, undone when the
+    last scope closes): with thousands of calls waiting those scans cost more than
+    everything else. False leaves the collector alone."""
 
     def __post_init__(self) -> None:
         """Refuse a value of the wrong type (TypeError) or out of range (ValueError)."""
@@ -310,6 +315,7 @@ _RULES: dict[str, _Rule] = {
     "defer_streams": _FLAG,
     "strict": _FLAG,
     "progress": _FLAG,
+    "freeze_gc": _FLAG,
 }
 """How each option is checked (in `Options.__post_init__`) and read from the environment."""
 

@@ -26,6 +26,7 @@ import httpx2
 import wrapt
 
 from . import _flex, _greenlets, _rescue, _telemetry
+from ._collector import freezer
 from ._errors import BatchSubmissionError, BudgetExceededError, LiveCallError
 from ._options import Options, defaults
 from ._scope import active_options, count_deferred, count_live, open_scopes
@@ -273,6 +274,8 @@ def _in_scope_sync(adapter: Any, decision: Deferral | Live, options: Options,
             return sent
     assert request is not None
     count_deferred()
+    if options.freeze_gc:
+        freezer.call()
     if not _greenlets.in_task():
         _waits_in_a_row(site)
     with _Holds(adapter, decision.params, batch=_batch_priced(options)) as holds, \
@@ -332,6 +335,8 @@ async def _in_scope_async(adapter: Any, decision: Deferral | Live, options: Opti
             return sent
     assert request is not None
     count_deferred()
+    if options.freeze_gc:
+        freezer.call()
     with _Holds(adapter, decision.params, batch=_batch_priced(options)) as holds, \
             _telemetry.deferred_call(adapter.PROVIDER, request.url.path, decision.params,
                                      options.lane) as traced:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
 
+from ._collector import freezer
 from ._greenlets import driver_ident
 from ._options import Options, defaults
 from ._sites import current_site, enter_function, leave_function
@@ -79,13 +80,15 @@ class _OpenScopes:
             self.total += 1
             self._by_thread[threading.get_ident()] += 1
 
-    def leave(self) -> None:
+    def leave(self) -> bool:
+        """Count a scope closed; whether it was the last one open."""
         with self._lock:
             self.total -= 1
             ident = threading.get_ident()
             self._by_thread[ident] -= 1
             if self._by_thread[ident] <= 0:
                 del self._by_thread[ident]
+            return self.total == 0
 
     def elsewhere(self) -> bool:
         """Whether a scope is open on another thread and none on this one (the scopes of
@@ -132,12 +135,15 @@ class scope:  # noqa: N801 - a context manager named like the function users cal
         tally = _tally.set(Tally(_tally.get()))
         self._tokens.append((_active.set(options), budget, site, tally))
         open_scopes.enter()
+        if options.freeze_gc:
+            freezer.call()
         return options
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  traceback: TracebackType | None) -> None:
         options, budget, site, tally = self._tokens.pop()
-        open_scopes.leave()
+        if open_scopes.leave():
+            freezer.scopes_closed()
         ended = _tally.get()
         _tally.reset(tally)
         if ended is not None and (ended.deferred or ended.live):
