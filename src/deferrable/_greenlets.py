@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 import greenlet
 
 from ._deferred import Deferred
+from ._slot import Slot
 
 log = logging.getLogger("deferrable")
 T = TypeVar("T")
@@ -38,7 +39,7 @@ class _Task(greenlet.greenlet):
 
     def __init__(self, run: Callable[[], None]) -> None:
         super().__init__(run)
-        self.waiting_on: Future[Any] | None = None
+        self.waiting_on: Future[Any] | Slot[Any] | None = None
         self.ticket = 0
         """Counts suspensions: a wake-up meant for an earlier one is ignored."""
 
@@ -283,7 +284,14 @@ def driver_ident() -> int | None:
     return driver.thread.ident if driver is not None else None
 
 
-def wait(future: Future[T]) -> T:
+def waiter() -> Slot[Any] | Deferred[Any]:
+    """The future for a deferred call made here: inside a sync `@deferrable` call a light
+    `Slot` (the call suspends, and the slot's callback resumes it), elsewhere a `Deferred`
+    (the thread blocks on it)."""
+    return Slot() if isinstance(greenlet.getcurrent(), _Task) else Deferred()
+
+
+def wait(future: Future[T] | Slot[T]) -> T:
     """The value of `future`: suspends the current `@deferrable` call until it is
     resolved, or blocks the thread outside one (e.g. in ``with scope():``)."""
     _suspend_until_done(future, None)
@@ -295,7 +303,7 @@ def in_task() -> bool:
     return isinstance(greenlet.getcurrent(), _Task)
 
 
-def _suspend_until_done(future: Future[Any], timeout: float | None) -> bool:
+def _suspend_until_done(future: Future[Any] | Slot[Any], timeout: float | None) -> bool:
     """Inside a `@deferrable` call, switch to the driver until `future` is done (or
     `timeout` passes) and return True; elsewhere return False at once (the caller then
     blocks, as futures do)."""

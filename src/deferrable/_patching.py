@@ -292,7 +292,7 @@ def _in_scope_sync(adapter: Any, decision: Deferral | Live, options: Options,
                     return sent_flex
                 lane_options = options.replace(lane="batch")
             future = engine().submit(decision.target, decision.params, decision.size,
-                                     lane_options, decision.units, site)
+                                     lane_options, decision.units, site, _greenlets.waiter())
             try:
                 answer: Answer = _greenlets.wait(future)
             except SendFlex:  # (never for a provider without flex; if so, a batch)

@@ -30,6 +30,7 @@ from .._deferred import Deferred
 from .._errors import BatchSubmissionError, DeadlineExceededError, DeferrableError, MissingResultError
 from .._fork import quiet
 from .._options import Options, deadline_at
+from .._slot import Slot
 from ..journal import OPEN_STATES, BatchRecord, JournalLike, is_alive, journal_for, process_token
 from ._buffer import Buffer, GroupLimits
 from ._follow import Follow
@@ -65,6 +66,8 @@ from ._work import belongs, plan_launch, resolve_from, serve
 
 log = logging.getLogger("deferrable")
 T = TypeVar("T")
+SyncWaiter = Deferred[Any] | Slot[Any]
+"""What a sync caller waits on: a `Slot` inside a sync `@deferrable` call, else a `Deferred`."""
 
 _BATCH_CALLS_PER_SECOND = 20
 _INBOX_DELAY = 0.01
@@ -102,10 +105,13 @@ class Engine:
     # -- any thread ------------------------------------------------------------------
 
     def submit(self, target: Target, body: Any, size: int, options: Options,
-               units: int = 1, site: str = "?") -> Deferred[Any]:
+               units: int = 1, site: str = "?", future: SyncWaiter | None = None
+               ) -> SyncWaiter:
         """Buffer one call of `size` bytes and `units` units (see `Target.max_units`) made
-        at `site`; the returned future resolves when its batch's result arrives."""
-        future: Deferred[Any] = Deferred()
+        at `site`; `future` (a new `Deferred` when None) resolves when its batch's result
+        arrives."""
+        if future is None:
+            future = Deferred()
         self._enqueue(_call(target, body, future, options, site), size, units)
         return future
 

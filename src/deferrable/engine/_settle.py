@@ -12,8 +12,9 @@ import contextlib
 from typing import Any, Union
 
 from .._deferred import Deferred
+from .._slot import Slot
 
-Waiter = Union[Deferred[Any], "asyncio.Future[Any]"]
+Waiter = Union[Deferred[Any], Slot[Any], "asyncio.Future[Any]"]
 Settlement = tuple["asyncio.Future[Any]", Any, BaseException | None]
 
 
