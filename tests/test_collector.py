@@ -25,11 +25,14 @@ class FakeCollector:
     def __init__(self, frozen: int = 0, enabled: bool = True) -> None:
         self.frozen = frozen
         self.on = enabled
+        self.now = 0.0
         self.log: list[str] = []
 
     def freezer(self, every: int = 3) -> Freezer:
         return Freezer(freeze=self.freeze, unfreeze=self.unfreeze,
-                       frozen_count=lambda: self.frozen, enabled=lambda: self.on, every=every)
+                       frozen_count=lambda: self.frozen, enabled=lambda: self.on,
+                       collect=lambda: self.log.append("collect"), clock=lambda: self.now,
+                       every=every, hold=100.0)
 
     def freeze(self) -> None:
         self.frozen += 100
@@ -50,6 +53,24 @@ def test_freezes_every_n_calls_and_unfreezes_when_scopes_close() -> None:
     freezer.scopes_closed()
     freezer.scopes_closed()
     assert fake.log == ["freeze", "freeze", "unfreeze"]
+
+
+def test_scopes_open_for_good_are_collected_once_per_hold() -> None:
+    """While scopes stay open, a freeze `hold` seconds after the first one unfreezes and
+    collects first, so that garbage frozen with the rest is freed; then the hold restarts."""
+    fake = FakeCollector()
+    freezer = fake.freezer(every=1)
+    freezer.call()
+    fake.now = 99.0
+    freezer.call()
+    assert fake.log == ["freeze", "freeze"]
+    fake.now = 100.0
+    freezer.call()
+    assert fake.log == ["freeze", "freeze", "unfreeze", "collect", "freeze"]
+    fake.now = 150.0
+    freezer.call()
+    assert fake.log[-1] == "freeze"
+    assert fake.log.count("collect") == 1
 
 
 def test_scopes_closing_without_a_freeze_unfreeze_nothing() -> None:

@@ -8,8 +8,10 @@ scans them all: with thousands of calls waiting, that was half the CPU time of a
 So while deferrable scopes are open, the objects alive are frozen (`gc.freeze()`, which
 takes constant time) every `FREEZE_EVERY` calls, and full collections scan only what is
 newer. When the last scope closes they are unfrozen, and cycles among them are collected
-as usual. A process that froze objects itself, or turned the collector off, is left alone;
-so are calls in scopes with ``freeze_gc=False``.
+as usual. Where scopes stay open for good (a service), garbage frozen with the rest would
+never be collected: every `HOLD` seconds of freezing, the next freeze first unfreezes and
+runs one full collection. A process that froze objects itself, or turned the collector
+off, is left alone; so are calls in scopes with ``freeze_gc=False``.
 """
 
 from __future__ import annotations
@@ -17,11 +19,14 @@ from __future__ import annotations
 import gc
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 FREEZE_EVERY = 256
 """Calls (scopes entered and calls deferred) between two freezes."""
+HOLD = 300.0
+"""Seconds objects stay frozen, at most, while scopes stay open."""
 
 
 @dataclass
@@ -32,11 +37,16 @@ class Freezer:
     unfreeze: Callable[[], None] = gc.unfreeze
     frozen_count: Callable[[], int] = gc.get_freeze_count
     enabled: Callable[[], bool] = gc.isenabled
+    collect: Callable[[], object] = gc.collect
+    clock: Callable[[], float] = time.monotonic
     every: int = FREEZE_EVERY
+    hold: float = HOLD
     calls: int = 0
     """Calls counted since the last freeze."""
     ours: bool = False
     """Whether objects are frozen by this freezer (and not yet unfrozen)."""
+    since: float = 0.0
+    """When this freezer's first freeze since objects were last unfrozen happened."""
     foreign: bool = False
     """Whether the process freezes objects itself: then this freezer does nothing."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -55,6 +65,13 @@ class Freezer:
             if not self.ours and self.frozen_count():
                 self.foreign = True  # someone else's freeze: not ours to undo
                 return
+            now = self.clock()
+            if self.ours and now - self.since >= self.hold:  # collect what died meanwhile
+                self.unfreeze()
+                self.collect()
+                self.ours = False
+            if not self.ours:
+                self.since = now
             self.freeze()
             self.ours = True
 
