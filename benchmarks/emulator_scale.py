@@ -2,8 +2,23 @@
 50,000-line OpenAI batch, end to end (create, end, stream every result), through the
 official SDKs.
 
-The emulator runs in its own process (`deferrable emulator --port 0`), so its peak memory
-is measured apart from the client's. Run:
+Phases, in seconds, measured the same way for both providers:
+
+- create_s: create the batch (OpenAI: write the JSONL file, upload it, create the batch;
+  Anthropic: send the request list, built beforehand);
+- end_s: poll until the batch has ended;
+- stream_raw_s: read every line of the results stream, as bytes, building nothing
+  (`with_streaming_response` + `iter_lines()`, Anthropic's results and OpenAI's output
+  file alike);
+- total_s: create_s + end_s + stream_raw_s;
+- stream_objects_s, apart: read the same stream again and build the SDK's objects for
+  every line: Anthropic's `messages.batches.results()` (a `MessageBatchIndividualResponse`
+  holding a `Message` per line); OpenAI's SDK has no results reader, so each line is
+  decoded and its response body built into a `ChatCompletion` the way the SDK builds a
+  response (`ChatCompletion.construct`, no validation).
+
+The emulator runs in its own process (`deferrable emulator` on 127.0.0.1, batches end at
+once), so its peak memory is measured apart from the client's. Run:
 
     python benchmarks/emulator_scale.py [--anthropic N] [--openai N]
 """
@@ -14,42 +29,16 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import anthropic
 import openai
+from openai.types.chat import ChatCompletion
 
-KEY = "benchmark-dummy-key"
-
-
-@contextmanager
-def emulator_process() -> Iterator[tuple[str, int]]:
-    """(url, pid) of `deferrable emulator` running in a child process."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "deferrable", "emulator", "--port", "0", "--batch-latency", "0"],
-        stdout=subprocess.PIPE, text=True)
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        url = line.split(" listening on ")[1].split()[0]
-        yield url, process.pid
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
-def peak_rss_mib(pid: int) -> float:
-    """The high-water mark of a live process's resident memory (VmHWM), in MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+from _support import KEY, emulator_process
 
 
 def anthropic_batch(url: str, count: int) -> dict[str, float]:
@@ -66,11 +55,18 @@ def anthropic_batch(url: str, count: int) -> dict[str, float]:
         while client.messages.batches.retrieve(batch.id).processing_status != "ended":
             time.sleep(0.1)
         ended = time.perf_counter()
-        succeeded = sum(r.result.type == "succeeded" for r in client.messages.batches.results(batch.id))
+        lines = 0
+        with client.messages.batches.with_streaming_response.results(batch.id) as response:
+            for line in response.iter_lines():
+                lines += bool(line)
         streamed = time.perf_counter()
+        succeeded = sum(r.result.type == "succeeded" for r in client.messages.batches.results(batch.id))
+        built = time.perf_counter()
+    assert lines == count, f"{lines} of {count} result lines"
     assert succeeded == count, f"{succeeded} of {count} succeeded"
     return {"create_s": created - started, "end_s": ended - created,
-            "stream_s": streamed - ended, "total_s": streamed - started}
+            "stream_raw_s": streamed - ended, "total_s": streamed - started,
+            "stream_objects_s": built - streamed}
 
 
 def openai_batch(url: str, count: int) -> dict[str, float]:
@@ -100,12 +96,21 @@ def openai_batch(url: str, count: int) -> dict[str, float]:
         assert batch.output_file_id is not None
         lines = 0
         with client.files.with_streaming_response.content(batch.output_file_id) as response:
-            for _ in response.iter_lines():
-                lines += 1
+            for line in response.iter_lines():
+                lines += bool(line)
         streamed = time.perf_counter()
+        succeeded = 0
+        with client.files.with_streaming_response.content(batch.output_file_id) as response:
+            for line in response.iter_lines():
+                if line:
+                    body = json.loads(line)["response"]["body"]
+                    succeeded += bool(ChatCompletion.construct(**body).choices)
+        built = time.perf_counter()
     assert lines == count, f"{lines} of {count} output lines"
+    assert succeeded == count, f"{succeeded} of {count} succeeded"
     return {"create_s": created - started, "end_s": ended - created,
-            "stream_s": streamed - ended, "total_s": streamed - started}
+            "stream_raw_s": streamed - ended, "total_s": streamed - started,
+            "stream_objects_s": built - streamed}
 
 
 def main() -> None:
@@ -115,17 +120,18 @@ def main() -> None:
     parser.add_argument("--openai", type=int, default=50_000, metavar="N")
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
-    with emulator_process() as (url, pid):
+    with emulator_process() as emulator:
         for name, run, count in (("anthropic", anthropic_batch, args.anthropic),
                                  ("openai", openai_batch, args.openai)):
             if count <= 0:
                 continue
-            figures = run(url, count)
+            figures = run(emulator.url, count)
             print(f"{name:9} {count:>7,} requests: " + ", ".join(
                 f"{key} {value:6.2f}" for key, value in figures.items())
-                + f"; emulator peak RSS so far {peak_rss_mib(pid):.0f} MiB")
+                + f"; emulator peak RSS so far {emulator.peak_rss_mib():.0f} MiB")
         client_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"client peak RSS {client_peak:.0f} MiB (it builds the 100,000 requests in memory)")
+        print(f"client peak RSS {client_peak:.0f} MiB (it builds the {args.anthropic:,} Anthropic "
+              "requests in memory)")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,14 @@
 """What the durable journal costs per deferred call: ``journal=True`` (a fresh store in a
 temporary directory) vs ``journal=False``, measured side by side in one run, the two modes
-alternating over several rounds; medians and ratios are printed.
+alternating over several rounds (which goes first alternates too); medians and ratios are
+printed.
 
-1. End to end: N async `messages.create` calls under `@deferrable` against an in-process
-   emulator (batch_latency=0), timed from the first call to the last result.
+1. End to end: N async `messages.create` calls under `@deferrable` against the emulator
+   running in its own process (batch_latency=0, every answer the same 275-character
+   paragraph), so that only the client's work is billed. Two figures per run: wall time
+   from the first call to the last result, and this process's CPU time (all its threads,
+   `time.process_time`) from the first call until the engine has also finished its
+   after-result journal work; the emulator's own CPU time is shown for scale.
 2. The journal's own work, isolated: `request_digest` + canonical JSON per call,
    `Journal.plan` for N fresh custom ids (the intent writes), `Journal.received` for N
    result lines of ~1 KB in chunks of 512 (as the engine records them), and
@@ -13,8 +18,9 @@ alternating over several rounds; medians and ratios are printed.
    must show that no batch was created.
 4. Disk used by the store after N calls.
 
-Every journal lives in a `tempfile.TemporaryDirectory`, removed at the end; the emulator
-listens on 127.0.0.1 only. Run:
+Every journal lives in a temporary directory, removed at the end (the process-wide default
+store too, so nothing reaches the user's own journal); the progress display is off; the
+emulator listens on 127.0.0.1 only and is stopped at the end, on Ctrl-C too. Run:
 
     python benchmarks/journal_cost.py [--calls 10000] [--rounds 5]
 """
@@ -39,13 +45,12 @@ import anthropic
 import diskcache
 
 import deferrable
-from deferrable.emulator import Emulator, Prompt
+from _support import KEY, EmulatorProcess, emulator_process, temporary_store
 from deferrable.engine import engine
 from deferrable.engine._work import SETTLE_CHUNK
 from deferrable.journal import Journal, close_journals, request_digest
 from deferrable.providers._deferral import canonical_json
 
-KEY = "test-key-not-a-secret"
 MODEL = "claude-haiku-4-5"
 REUSE_FOR = deferrable.Options().reuse_for
 LAUNCH = deferrable.Options().max_batch_size
@@ -54,12 +59,9 @@ ANSWER = ("positive: the reviewer praises the battery life, the bright screen an
           "delivery, mentions that setup took a few minutes longer than expected, and says "
           "they would buy from this seller again and recommend the product to their family "
           "and colleagues without hesitation.")
-"""What the emulator answers: a result line of about 1 KB, as a short real answer makes."""
-
-
-def answer(prompt: Prompt) -> str:
-    """The emulator's responder: the same short paragraph for every prompt."""
-    return ANSWER
+"""What the emulator answers to every prompt: a result line of about 1 KB, as a short real
+answer makes."""
+BATCHES = "POST /v1/messages/batches"
 
 
 def params(i: int) -> dict[str, Any]:
@@ -68,8 +70,24 @@ def params(i: int) -> dict[str, Any]:
             "messages": [{"role": "user", "content": f"Summarize review {i}: great, works well"}]}
 
 
-def end_to_end(client: anthropic.AsyncAnthropic, count: int, **options: Any) -> float:
-    """Seconds from the first of `count` gathered @deferrable calls to the last result."""
+@dataclass(frozen=True)
+class Run:
+    """What one end-to-end run cost."""
+
+    wall: float
+    """Seconds from the first call to the last result."""
+    cpu: float
+    """This process's CPU seconds from the first call until the engine's journal work after
+    the last result was done too."""
+    server_cpu: float
+    """The emulator process's CPU seconds over the same span."""
+    batches: int
+    """Batches the emulator accepted during the run."""
+
+
+def end_to_end(emu: EmulatorProcess, client: anthropic.AsyncAnthropic, count: int,
+               **options: Any) -> Run:
+    """`count` gathered @deferrable calls: wall and CPU time, batches sent."""
 
     @deferrable.deferrable(max_wait=0.05, poll_interval=0.05, **options)
     async def ask(i: int) -> str:
@@ -83,17 +101,15 @@ def end_to_end(client: anthropic.AsyncAnthropic, count: int, **options: Any) -> 
         assert texts == [ANSWER] * count, "a call got a wrong answer"
         return elapsed
 
+    batches = emu.requests(BATCHES)
     gc.collect()
+    server_cpu = emu.cpu_seconds()
+    cpu = time.process_time()
     elapsed = asyncio.run(run())
     engine().finish_cleanups()  # the last batch is marked collected before anything else
-    return elapsed
-
-
-def batches_created(emu: Emulator) -> int:
-    """Batches the emulator accepted since its counters were last reset."""
-    stats = emu.stats()
-    return max(int(stats["batches"].get("anthropic_batches", 0)),
-               int(stats["requests"].get("POST /v1/messages/batches", 0)))
+    cpu = time.process_time() - cpu
+    server_cpu = emu.cpu_seconds() - server_cpu
+    return Run(elapsed, cpu, server_cpu, emu.requests(BATCHES) - batches)
 
 
 def disk_usage(directory: Path) -> dict[str, int]:
@@ -119,30 +135,37 @@ class Figures:
     def add(self, name: str, value: float) -> None:
         self.runs.setdefault(name, []).append(value)
 
+    def add_run(self, name: str, run: Run) -> None:
+        """Record an end-to-end run as ``name`` (wall), ``name cpu`` and ``name server``."""
+        self.add(name, run.wall)
+        self.add(f"{name} cpu", run.cpu)
+        self.add(f"{name} server", run.server_cpu)
+
     def median(self, name: str) -> float:
         return statistics.median(self.runs[name])
 
 
-def round_end_to_end(emu: Emulator, client: anthropic.AsyncAnthropic, root: Path,
+def round_end_to_end(emu: EmulatorProcess, client: anthropic.AsyncAnthropic, root: Path,
                      count: int, index: int, figures: Figures) -> dict[str, int]:
     """One round of part 1, 3 and 4: both modes (order alternating), then the rerun."""
     store = root / f"round-{index}"
     usage: dict[str, int] = {}
     order = (False, True) if index % 2 == 0 else (True, False)
     for journaled in order:
-        emu.reset_stats()
         if not journaled:
-            figures.add("e2e off", end_to_end(client, count, journal=False))
-            figures.run_batches.setdefault("off", []).append(batches_created(emu))
+            run = end_to_end(emu, client, count, journal=False)
+            figures.add_run("e2e off", run)
+            figures.run_batches.setdefault("off", []).append(run.batches)
             continue
-        figures.add("e2e on", end_to_end(client, count, journal=True, store=str(store)))
-        figures.run_batches.setdefault("on", []).append(batches_created(emu))
+        run = end_to_end(emu, client, count, journal=True, store=str(store))
+        figures.add_run("e2e on", run)
+        figures.run_batches.setdefault("on", []).append(run.batches)
         close_all()
         usage = disk_usage(store)
         figures.add("disk", float(sum(usage.values())))
-        emu.reset_stats()
-        figures.add("rerun", end_to_end(client, count, journal=True, store=str(store)))
-        figures.rerun_batches.append(batches_created(emu))
+        rerun = end_to_end(emu, client, count, journal=True, store=str(store))
+        figures.add_run("rerun", rerun)
+        figures.rerun_batches.append(rerun.batches)
         close_all()
         shutil.rmtree(store)
     return usage
@@ -208,12 +231,13 @@ def round_isolated(root: Path, count: int, index: int, destination: str,
     shutil.rmtree(root / f"isolated-{index}")
 
 
-def sample(emu: Emulator, client: anthropic.AsyncAnthropic, root: Path) -> tuple[str, dict[str, Any]]:
+def sample(emu: EmulatorProcess, client: anthropic.AsyncAnthropic,
+           root: Path) -> tuple[str, dict[str, Any]]:
     """(destination, result line) of one real deferred call, read back from its journal;
     also warms up the engine, the SDK and the emulator in both modes."""
     store = root / "sample"
-    end_to_end(client, 200, journal=False)
-    end_to_end(client, 200, journal=True, store=str(store))
+    end_to_end(emu, client, 200, journal=False)
+    end_to_end(emu, client, 200, journal=True, store=str(store))
     close_all()
     journal = Journal(store)
     destination = journal.batches()[0].destination
@@ -231,17 +255,17 @@ def main() -> None:
     args = parser.parse_args()
     count, rounds = args.calls, args.rounds
     figures = Figures()
-    with tempfile.TemporaryDirectory(prefix="deferrable-journal-bench-") as directory, \
-            Emulator(batch_latency=0, responder=answer, host="127.0.0.1") as emu:
+    with temporary_store(), \
+            tempfile.TemporaryDirectory(prefix="deferrable-journal-bench-") as directory, \
+            emulator_process(batch_latency=0, answer=ANSWER) as emu:
         root = Path(directory)
-        deferrable.configure(store=str(root / "default"))  # never the user's own journal
         client = anthropic.AsyncAnthropic(api_key=KEY, base_url=emu.url)
         destination, line = sample(emu, client, root)
         usage: dict[str, int] = {}
         for index in range(rounds):
             usage = round_end_to_end(emu, client, root, count, index, figures) or usage
             round_isolated(root, count, index, destination, line, figures)
-        left = sorted(p.name for p in root.iterdir() if p.name != "default")
+        left = sorted(p.name for p in root.iterdir())
     report(figures, count, rounds, line, usage, left)
 
 
@@ -255,6 +279,7 @@ def report(figures: Figures, count: int, rounds: int, line: dict[str, Any],
     """Print the table and the key ratios."""
     per = 1e6 / count
     off, on, rerun = (figures.median(k) for k in ("e2e off", "e2e on", "rerun"))
+    off_cpu, on_cpu, rerun_cpu = (figures.median(f"{k} cpu") for k in ("e2e off", "e2e on", "rerun"))
     line_bytes = len(json.dumps(line, separators=(",", ":")))
     steps = [("request_digest + canonical JSON", "digest"),
              ("Journal.plan, fresh ids (intent writes)", "plan"),
@@ -269,25 +294,39 @@ def report(figures: Figures, count: int, rounds: int, line: dict[str, Any],
     print(f"journal cost: {count:,} async messages.create calls, {rounds} rounds, medians "
           f"(Python {sys.version.split()[0]}, diskcache {diskcache.__version__})")
     print()
-    header("1. end to end, first call to last result", "s")
+    header("1. end to end, wall: first call to last result", "s")
     print(f"{'   journal=False':<52}{off:>8.2f}{off * per:>10,.0f}  {spread('e2e off')}")
     print(f"{'   journal=True, fresh store':<52}{on:>8.2f}{on * per:>10,.0f}  {spread('e2e on')}")
-    print(f"   ratio journal / no journal {on / off:.3f}; journal cost {(on - off) * per:+,.0f} "
-          f"us per call; batches per run: {figures.run_batches['off']} / "
-          f"{figures.run_batches['on']}")
+    print(f"   wall ratio journal / no journal {on / off:.3f}; journal cost "
+          f"{(on - off) * per:+,.0f} us per call")
+    header("   CPU of this process: first call to journal done", "s")
+    print(f"{'   journal=False':<52}{off_cpu:>8.2f}{off_cpu * per:>10,.0f}  "
+          f"{spread('e2e off cpu')}")
+    print(f"{'   journal=True, fresh store':<52}{on_cpu:>8.2f}{on_cpu * per:>10,.0f}  "
+          f"{spread('e2e on cpu')}")
+    print(f"   CPU ratio journal / no journal {on_cpu / off_cpu:.3f}; journal cost "
+          f"{(on_cpu - off_cpu) * per:+,.0f} us CPU per call")
+    print(f"   for scale, the emulator process's CPU time per run: "
+          f"{figures.median('e2e off server'):.2f} s / {figures.median('e2e on server'):.2f} s; "
+          f"batches per run: {figures.run_batches['off']} / {figures.run_batches['on']}")
     print()
     header("2. the journal's own work, isolated", "ms")
     for label, key in steps:
         value = figures.median(key)
         print(f"   {label:<49}{value * 1e3:>8.1f}{value * per:>10.1f}  {spread(key)}")
     print(f"   digest + plan + received: {journal_work * per:,.1f} us per call, "
-          f"{journal_work / on:.1%} of the journaled run's wall time")
+          f"{journal_work / on:.1%} of the journaled run's wall time, "
+          f"{journal_work / on_cpu:.1%} of its CPU time")
     print()
     header("3. rerun served from the journal (journals closed)", "s")
-    print(f"{'   same calls, same store':<52}{rerun:>8.2f}{rerun * per:>10,.0f}  {spread('rerun')}")
+    print(f"{'   same calls, same store, wall':<52}{rerun:>8.2f}{rerun * per:>10,.0f}  "
+          f"{spread('rerun')}")
+    print(f"{'   same calls, same store, CPU':<52}{rerun_cpu:>8.2f}{rerun_cpu * per:>10,.0f}  "
+          f"{spread('rerun cpu')}")
     check = "OK" if not any(figures.rerun_batches) else "FAILED"
-    print(f"   rerun / journaled run {rerun / on:.3f}, rerun / no journal {rerun / off:.3f}; "
-          f"batches created by the rerun: {figures.rerun_batches} -> {check}")
+    print(f"   wall: rerun / journaled run {rerun / on:.3f}, rerun / no journal {rerun / off:.3f}; "
+          f"CPU: {rerun_cpu / on_cpu:.3f}, {rerun_cpu / off_cpu:.3f}")
+    print(f"   batches created by the rerun: {figures.rerun_batches} -> {check}")
     print()
     files = ", ".join(f"{name} {size:,} B" for name, size in usage.items())
     print(f"4. disk: store after {count:,} calls {disk:,.0f} B ({disk / 2**20:.1f} MiB), "
@@ -295,8 +334,10 @@ def report(figures: Figures, count: int, rounds: int, line: dict[str, Any],
     print(f"   files after the last round: {files}")
     print(f"   stores left in the temporary directory before its removal: {left or 'nothing'}")
     print()
-    print(f"key ratios: end to end journal / no journal {on / off:.2f} "
-          f"({(on - off) * per:+,.0f} us/call); rerun / journaled run {rerun / on:.2f}; "
+    print(f"key ratios: end to end journal / no journal: wall {on / off:.2f} "
+          f"({(on - off) * per:+,.0f} us/call), CPU {on_cpu / off_cpu:.2f} "
+          f"({(on_cpu - off_cpu) * per:+,.0f} us/call); rerun / journaled run: wall "
+          f"{rerun / on:.2f}, CPU {rerun_cpu / on_cpu:.2f}; "
           f"isolated journal work {journal_work * per:,.0f} us/call; "
           f"disk {disk / count:,.0f} B/call")
     if check != "OK":
