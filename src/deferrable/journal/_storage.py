@@ -42,6 +42,8 @@ MARKER = "deferrable:journal"
 BATCH = "b:"
 REQUEST = "r:"
 LEDGER = "l:"
+LOCK_TIMEOUT = 60
+"""Seconds a transaction waits for another process's to end before it fails."""
 
 
 class Storage:
@@ -52,6 +54,11 @@ class Storage:
         self.path = Path(directory).expanduser()
         self._cache: diskcache.Cache | None = None
         self._lock = threading.Lock()
+        self._writing = threading.RLock()
+        """Held through each transaction: this process's threads take turns here, with
+        no time limit, rather than on SQLite's lock. Under load (an event loop making
+        calls while results are read) a transaction may hold that lock for a long time:
+        its time limit is left for other processes."""
 
     def close(self) -> None:
         """Close the database connections (reopened on next use)."""
@@ -73,7 +80,7 @@ class Storage:
         directory = secure_store(self.path)
         try:
             cache = diskcache.Cache(str(directory), disk=TextOnlyDisk, eviction_policy="none",
-                                    timeout=60, statistics=0, tag_index=0)
+                                    timeout=LOCK_TIMEOUT, statistics=0, tag_index=0)
         except (OSError, sqlite3.Error) as error:
             raise JournalError(f"cannot open the journal at {self.path}: {error}") from error
         try:
@@ -92,7 +99,7 @@ class Storage:
         return cache
 
     def _transaction(self) -> _Transaction:
-        return _Transaction(self._open(), self.path)
+        return _Transaction(self._open(), self.path, self._writing)
 
     def _keys(self, prefix: str) -> list[str]:
         try:
@@ -122,28 +129,45 @@ class _Transaction:
     """One diskcache transaction (exclusive across processes), its errors made journal
     errors."""
 
-    def __init__(self, cache: diskcache.Cache, path: Path) -> None:
+    def __init__(self, cache: diskcache.Cache, path: Path, turn: threading.RLock) -> None:
         self._cache = cache
         self._path = path
+        self._turn = turn
         self._context: Any = None
 
     def __enter__(self) -> diskcache.Cache:
-        self._context = self._cache.transact()
+        self._turn.acquire()
         try:
+            self._context = self._cache.transact()
             self._context.__enter__()
         except (sqlite3.Error, diskcache.Timeout) as error:
-            raise JournalError(f"the journal at {self.path_text} is unavailable: {error}") from None
+            self._turn.release()
+            raise JournalError(f"the journal at {self.path_text} is unavailable: "
+                               f"{_reason(error)}") from None
+        except BaseException:
+            self._turn.release()
+            raise
         return self._cache
 
     def __exit__(self, *exc_info: Any) -> None:
         try:
             self._context.__exit__(*exc_info)
         except (sqlite3.Error, diskcache.Timeout) as error:
-            raise JournalError(f"writing the journal at {self.path_text} failed: {error}") from None
+            raise JournalError(f"writing the journal at {self.path_text} failed: "
+                               f"{_reason(error)}") from None
+        finally:
+            self._turn.release()
 
     @property
     def path_text(self) -> str:
         return str(self._path)
+
+
+def _reason(error: BaseException) -> str:
+    """What went wrong, also when the error has no message (a diskcache `Timeout`)."""
+    if isinstance(error, diskcache.Timeout):
+        return f"another process held it longer than {LOCK_TIMEOUT} s"
+    return str(error) or type(error).__name__
 
 
 def _json(text: object, key: str) -> dict[str, Any]:
