@@ -57,7 +57,7 @@ def test_another_process_holding_the_journal_too_long_is_named(tmp_path: Path) -
     holder.start()
     try:
         assert entered.wait(10)
-        with pytest.raises(JournalError, match="another process held it longer than 0.1 s"):
+        with pytest.raises(JournalError, match=r"another process held it longer than 0\.1 s"):
             mine.forget(["other"])
     finally:
         release.set()
