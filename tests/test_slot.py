@@ -9,6 +9,7 @@ from concurrent.futures import CancelledError, InvalidStateError
 import pytest
 
 from deferrable._slot import Slot
+from deferrable.engine._settle import Settler
 
 
 def test_result_runs_each_callback_once_with_the_slot() -> None:
@@ -73,3 +74,19 @@ def test_a_failing_callback_does_not_stop_the_others(caplog: pytest.LogCaptureFi
     slot.set_result(1)
     assert seen == [slot]
     assert "callback broke" in caplog.text
+
+
+def test_settling_a_slot_cancelled_at_that_moment_is_quiet() -> None:
+    """A caller's cancel that lands between the engine's check and its setting does not
+    break the engine: the outcome is dropped."""
+
+    class CancelledJustNow(Slot[int]):
+        def done(self) -> bool:  # as seen just before the caller cancelled
+            return False
+
+    slot = CancelledJustNow()
+    slot.cancel()
+    settler = Settler()
+    settler.settle(slot, 1, None)
+    settler.dispatch()
+    assert slot.cancelled()

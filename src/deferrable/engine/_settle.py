@@ -1,14 +1,16 @@
 """Handing outcomes to the futures that wait for them.
 
-A sync caller waits on a thread-safe `Deferred`, settled at once. An async caller waits on
-a plain `asyncio.Future` of its own loop; those are settled in bulk, with one wake-up of
-each loop per chunk of results rather than one per call.
+A sync caller waits on a thread-safe `Deferred` (inside a sync `@deferrable` call, a
+`Slot`), settled at once. An async caller waits on a plain `asyncio.Future` of its own
+loop; those are settled in bulk, with one wake-up of each loop per chunk of results rather
+than one per call.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from concurrent.futures import InvalidStateError
 from typing import Any, Union
 
 from .._deferred import Deferred
@@ -29,10 +31,11 @@ class Settler:
         if isinstance(waiter, asyncio.Future):
             self._by_loop.setdefault(waiter.get_loop(), []).append((waiter, value, error))
         elif not waiter.done():
-            if error is not None:
-                waiter.set_exception(error)
-            else:
-                waiter.set_result(value)
+            with contextlib.suppress(InvalidStateError):  # cancelled by its caller just now
+                if error is not None:
+                    waiter.set_exception(error)
+                else:
+                    waiter.set_result(value)
 
     def dispatch(self) -> None:
         """Deliver the collected asyncio outcomes, one call per loop."""
