@@ -251,7 +251,7 @@ async def test_a_result_line_that_never_comes_is_an_error(client: anthropic.Asyn
     """A results stream that ends short resolves the calls it names and fails the rest, no hang."""
     emulator.faults.truncate_results_after = 2
     emulator.faults.truncate_mode = "clean"
-    async with deferrable.scope(max_wait=0.2):
+    async with deferrable.scope(max_batch_size=5, max_wait=60):  # one batch of the five
         outcomes = await asyncio.gather(
             *(client.messages.create(**message_request(str(i))) for i in range(5)),
             return_exceptions=True)

@@ -63,7 +63,7 @@ def test_a_function_may_make_several_deferred_calls(anthropic_client: anthropic.
                                                     emulator: Emulator) -> None:
     """A sync @deferrable suspends at each deferred call in turn: two rounds, two batches."""
 
-    @defer(max_wait=0.1)
+    @defer(max_batch_size=2, max_wait=60)  # each round is one batch, however slow the calls
     def two_steps(review: str) -> tuple[str, str]:
         first = text_of(anthropic_client.messages.create(**message_request(f"Sentiment: {review}")))
         second = text_of(anthropic_client.messages.create(**message_request(f"Echo {first}")))
@@ -190,11 +190,12 @@ def test_byte_threshold_splits_batches(anthropic_client: anthropic.Anthropic,
                                        emulator: Emulator) -> None:
     """max_batch_bytes splits one group into batches no larger than the limit."""
 
-    @defer(max_batch_bytes=1000, max_wait=0.2)
+    @defer(max_batch_bytes=1000, max_wait=60)
     def ask() -> Message:
         return anthropic_client.messages.create(**message_request("x" * 300))
 
     futures = [ask() for _ in range(6)]
+    deferrable.flush()  # the last batch: the first two closed at the limit
     assert all(f.result(timeout=60).content for f in futures)
     assert requests_of(emulator)["POST /v1/messages/batches"] == 3
 
@@ -228,11 +229,12 @@ def test_clients_with_different_keys_never_share_a_batch(emulator: Emulator) -> 
     with anthropic.Anthropic(api_key="key-one", base_url=emulator.url) as one, \
             anthropic.Anthropic(api_key="key-two", base_url=emulator.url) as two:
 
-        @defer(max_wait=0.2)
+        @defer(max_batch_size=2, max_wait=60)  # sharing would fill one batch of two
         def ask(client: anthropic.Anthropic) -> Message:
             return client.messages.create(**message_request("a"))
 
         futures = [ask(one), ask(two)]
+        deferrable.flush()
         assert all(f.result(timeout=60).content for f in futures)
     assert requests_of(emulator)["POST /v1/messages/batches"] == 2
 
@@ -258,7 +260,7 @@ def test_a_result_line_that_never_comes_is_an_error(anthropic_client: anthropic.
     emulator.faults.truncate_results_after = 2
     emulator.faults.truncate_mode = "clean"
 
-    @defer(max_wait=0.2)
+    @defer(max_batch_size=5, max_wait=60)  # one batch of the five, however slow the calls
     def ask(i: int) -> Message:
         return anthropic_client.messages.create(**message_request(str(i)))
 
@@ -274,11 +276,13 @@ def test_batches_split_at_the_provider_limit(anthropic_client: anthropic.Anthrop
     """max_batch_size above the provider's limit is capped by it (limit lowered to 5 here)."""
     monkeypatch.setattr(AnthropicTarget, "max_requests", 5)
 
-    @defer(max_batch_size=1_000, max_wait=0.2)
+    @defer(max_batch_size=1_000, max_wait=60)
     def ask(i: int) -> Message:
         return anthropic_client.messages.create(**message_request(str(i)))
 
-    assert all(f.result(timeout=60).content for f in [ask(i) for i in range(12)])
+    futures = [ask(i) for i in range(12)]
+    deferrable.flush()  # the last two: the first ten went by the limit
+    assert all(f.result(timeout=60).content for f in futures)
     assert requests_of(emulator)["POST /v1/messages/batches"] == 3
 
 

@@ -104,17 +104,18 @@ def test_one_batch_per_model_and_endpoint(openai_client: openai.OpenAI,
                                           emulator: Emulator) -> None:
     """Two chat models and an embedding model in one scope make three batches, one model each."""
 
-    @defer(max_wait=0.2)
+    @defer(max_batch_size=6, max_wait=60)  # sharing would fill one batch of six
     def ask(model: str) -> str | None:
         return openai_client.chat.completions.create(
             **chat_request("Sentiment: great", model=model)).choices[0].message.content
 
-    @defer(max_wait=0.2)
+    @defer(max_batch_size=3, max_wait=60)
     def embed() -> int:
         return len(openai_client.embeddings.create(model=EMBED, input="x").data)
 
     futures = [ask(m) for m in ("gpt-6.2-sol", "gpt-6.2-luna") * 3]
     embedded = [embed() for _ in range(3)]
+    deferrable.flush()
     assert {f.result(timeout=60) for f in futures} == {"positive"}
     assert [f.result(timeout=60) for f in embedded] == [1, 1, 1]
     batches = list(openai_client.batches.list())
@@ -238,11 +239,13 @@ def test_embedding_inputs_split_batches(openai_client: openai.OpenAI, emulator: 
     """Embedding batches close before passing the inputs limit (lowered to 5 here)."""
     monkeypatch.setattr(openai_provider, "MAX_EMBEDDING_INPUTS", 5)
 
-    @defer(max_wait=0.2)
+    @defer(max_wait=60)
     def embed() -> int:
         return len(openai_client.embeddings.create(model=EMBED, input=["a", "b"]).data)
 
-    assert [f.result(timeout=60) for f in [embed() for _ in range(4)]] == [2] * 4
+    futures = [embed() for _ in range(4)]
+    deferrable.flush()  # the second batch: the first closed at the inputs limit
+    assert [f.result(timeout=60) for f in futures] == [2] * 4
     assert requests_of(emulator)["POST /v1/batches"] == 2
 
 
