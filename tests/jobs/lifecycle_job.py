@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import multiprocessing
+import os
 import sys
 from typing import Any
 
@@ -24,8 +25,10 @@ REVIEWS = ["great", "awful", "fine"]
 
 
 def emit(event: str, **fields: Any) -> None:
-    """One event on stdout, flushed at once."""
-    print(json.dumps({"event": event, **fields}), flush=True)
+    """One event on stdout, as one write: forked children share the pipe, and two
+    `print`s could interleave their text and newlines."""
+    sys.stdout.flush()
+    os.write(sys.stdout.fileno(), (json.dumps({"event": event, **fields}) + "\n").encode())
 
 
 def ask(url: str, review: str) -> str:
