@@ -312,7 +312,7 @@ def test_a_request_that_sinks_its_batch_fails_alone() -> None:
     with Emulator(quirks=Quirks(anthropic_batch_param_errors="reject")) as emu, \
             anthropic.Anthropic(api_key=DUMMY_KEY, base_url=emu.url) as client:
 
-        @defer(max_wait=0.2)
+        @defer(max_batch_size=3, max_wait=60)  # one batch of the three, however slow the calls
         def ask(text: str, extra: dict[str, Any]) -> Message:
             return client.messages.create(**message_request(text), extra_body=extra)
 
