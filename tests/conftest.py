@@ -80,17 +80,22 @@ async def async_openai_client(emulator: Emulator) -> AsyncIterator[openai.AsyncO
         yield client
 
 
+_TEMP_ENTRY_MADE_BY: dict[str, str] = {}
+"""Each entry seen in the session's temp directory, and the test it first appeared after."""
+
+
 @pytest.fixture(scope="session", autouse=True)
-def no_temp_files_left(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+def no_temp_files_left(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The session's temp directory is a private one (processes the tests start inherit
-    TMPDIR) that must be empty at the end: anything a test leaves there fails the run."""
+    TMPDIR) that must be empty at the end: anything a test leaves there fails the run,
+    naming the test after which it first appeared."""
     tmp_path_factory.getbasetemp()  # pytest's own tmp_path base stays where it was
     private = Path(tempfile.mkdtemp(prefix="deferrable-tests-"))
     previous_env, previous_cached = os.environ.get("TMPDIR"), tempfile.tempdir
     os.environ["TMPDIR"] = str(private)
     tempfile.tempdir = None  # gettempdir() caches its answer
     try:
-        yield
+        yield private
     finally:
         if previous_env is None:
             del os.environ["TMPDIR"]
@@ -100,5 +105,14 @@ def no_temp_files_left(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Non
         left = sorted(entry.name for entry in private.iterdir())
         shutil.rmtree(private, ignore_errors=True)
     if left:
-        pytest.fail(f"the tests left these in the temp directory: {', '.join(left)}",
-                    pytrace=False)
+        named = ", ".join(f"{name} (first seen after {_TEMP_ENTRY_MADE_BY.get(name, 'the last test')})"
+                          for name in left)
+        pytest.fail(f"the tests left these in the temp directory: {named}", pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def note_temp_entries(no_temp_files_left: Path, request: pytest.FixtureRequest) -> Iterator[None]:
+    """Notes which test each new temp-directory entry appeared after (a leftover is named so)."""
+    yield
+    for entry in os.listdir(no_temp_files_left):
+        _TEMP_ENTRY_MADE_BY.setdefault(entry, request.node.nodeid)

@@ -19,6 +19,7 @@ from deferrable.emulator import Emulator
 from deferrable.providers import openai as openai_provider
 from tests.conftest import DUMMY_KEY
 from tests.emulator_helpers import chat_request
+from tests.scope_helpers import flush_when_deferred
 from tests.test_paths_openai_sync import (
     BATCHES,
     EMBED,
@@ -225,8 +226,10 @@ async def test_query_splits_batches_and_tracing_headers_do_not(emulator: Emulato
             return (await client.chat.completions.create(
                 **chat_request("q"), extra_headers={"X-Request-Id": f"trace-{i}"}, **extra)).choices
 
-        async with deferrable.scope(max_wait=0.2):
-            answers = await asyncio.gather(*(ask(one, i) for i in range(10)), ask(two, 10),
-                                           ask(one, 11, extra_query={"r": "eu"}))
+        async with deferrable.scope(max_wait=60):
+            calls = asyncio.gather(*(ask(one, i) for i in range(10)), ask(two, 10),
+                                   ask(one, 11, extra_query={"r": "eu"}))
+            await flush_when_deferred(12)  # one batch per group, however slow the calls
+            answers = await calls
         assert all(answers)
     assert served(emulator)[BATCHES] == 3

@@ -22,6 +22,7 @@ from deferrable.emulator import Emulator, Quirks
 from deferrable.providers.anthropic import AnthropicTarget
 from tests.conftest import DUMMY_KEY
 from tests.emulator_helpers import message_request, until
+from tests.scope_helpers import flush_when_deferred
 
 
 @pytest_asyncio.fixture
@@ -188,9 +189,11 @@ async def test_age_threshold_and_flush(client: anthropic.AsyncAnthropic,
 async def test_byte_threshold_splits_batches(client: anthropic.AsyncAnthropic,
                                              emulator: Emulator) -> None:
     """max_batch_bytes splits one group into batches no larger than the limit."""
-    async with deferrable.scope(max_batch_bytes=1000, max_wait=0.2):
-        await asyncio.gather(*(client.messages.create(**message_request("x" * 300))
-                               for _ in range(6)))
+    async with deferrable.scope(max_batch_bytes=1000, max_wait=60):
+        calls = asyncio.gather(*(client.messages.create(**message_request("x" * 300))
+                                 for _ in range(6)))
+        await flush_when_deferred(6)  # the last batch: the first two closed at the limit
+        await calls
     assert requests_of(emulator)["POST /v1/messages/batches"] == 3
 
 
@@ -265,9 +268,11 @@ async def test_batches_split_at_the_provider_limit(client: anthropic.AsyncAnthro
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """max_batch_size above the provider's limit is capped by it (limit lowered to 5 here)."""
     monkeypatch.setattr(AnthropicTarget, "max_requests", 5)
-    async with deferrable.scope(max_batch_size=1_000, max_wait=0.2):
-        await asyncio.gather(*(client.messages.create(**message_request(str(i)))
-                               for i in range(12)))
+    async with deferrable.scope(max_batch_size=1_000, max_wait=60):
+        calls = asyncio.gather(*(client.messages.create(**message_request(str(i)))
+                                 for i in range(12)))
+        await flush_when_deferred(12)  # the last two: the first ten went by the limit
+        await calls
     assert requests_of(emulator)["POST /v1/messages/batches"] == 3
 
 
@@ -275,7 +280,7 @@ async def test_batches_split_at_the_provider_limit(client: anthropic.AsyncAnthro
 async def test_a_request_that_sinks_its_batch_fails_alone() -> None:
     """When the provider rejects a whole batch over one request, only that call fails."""
     async with emulated_with(Quirks(anthropic_batch_param_errors="reject")) as (emu, client), \
-            deferrable.scope(max_wait=0.2):
+            deferrable.scope(max_batch_size=3, max_wait=60):  # one batch of the three
         outcomes = await asyncio.gather(
             client.messages.create(**message_request("sentiment: great")),
             client.messages.create(**message_request("hot"), extra_body={"temperature": 1}),

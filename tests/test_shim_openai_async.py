@@ -20,6 +20,7 @@ from deferrable import deferrable as defer
 from deferrable.emulator import Emulator, Limits
 from tests.conftest import DUMMY_KEY
 from tests.emulator_helpers import chat_request, until
+from tests.scope_helpers import flush_when_deferred
 from tests.test_shim_openai_sync import EMBED, stable
 
 
@@ -78,8 +79,10 @@ async def test_deferred_values_equal_the_live_ones(client: openai.AsyncOpenAI,
                 client.embeddings.create(**default), client.embeddings.create(**floats)]
 
     live = await asyncio.gather(*calls())
-    async with deferrable.scope():
-        deferred = await asyncio.gather(*calls())
+    async with deferrable.scope(max_wait=60):
+        pending = asyncio.gather(*calls())
+        await flush_when_deferred(4)  # one batch per group, however slow the calls
+        deferred = await pending
     for got, want in zip(deferred, live, strict=True):
         assert type(got) is type(want)
         assert stable(got) == stable(want)
@@ -149,7 +152,7 @@ async def test_a_failed_batch_fails_every_call_with_its_reason() -> None:
     """A batch failing validation as a whole (too many embedding inputs) fails each call clearly."""
     with Emulator(limits=Limits(openai_embedding_inputs=3)) as emu:
         async with openai.AsyncOpenAI(api_key=DUMMY_KEY, base_url=emu.openai_url) as client:
-            async with deferrable.scope():
+            async with deferrable.scope(max_batch_size=2, max_wait=60):  # one batch of the two
                 outcomes = await asyncio.gather(
                     *(client.embeddings.create(model=EMBED, input=["a", "b"]) for _ in range(2)),
                     return_exceptions=True)

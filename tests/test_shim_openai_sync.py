@@ -180,7 +180,7 @@ def test_a_failed_batch_fails_every_call_with_its_reason() -> None:
     with Emulator(limits=Limits(openai_embedding_inputs=3)) as emu, \
             openai.OpenAI(api_key=DUMMY_KEY, base_url=emu.openai_url) as client:
 
-        @defer(max_wait=0.1)
+        @defer(max_batch_size=2, max_wait=60)  # one batch of the two, however slow the calls
         def embed() -> CreateEmbeddingResponse:
             return client.embeddings.create(model=EMBED, input=["a", "b"])
 
@@ -222,7 +222,7 @@ def test_files_are_deleted_unless_kept(openai_client: openai.OpenAI) -> None:
         openai_client.chat.completions.create(**chat_request("a"))
     wait_until(lambda: list(openai_client.files.list()) == [])  # deleted after resolving
 
-    @defer(delete_files=False, max_wait=0.1)
+    @defer(delete_files=False, max_batch_size=2, max_wait=60)  # one batch: one file each
     def ask(text: str) -> ChatCompletion:
         return openai_client.chat.completions.create(**chat_request(text))
 
