@@ -32,6 +32,7 @@ from typing import Any
 import diskcache
 
 from .._errors import JournalCorruptError, JournalError
+from .._json_text import compact_json
 from ._disk import TextOnlyDisk
 from ._records import BatchRecord
 from ._store import secure_store
@@ -122,7 +123,7 @@ class Storage:
 
     def _write(self, cache: diskcache.Cache, key: str, record: dict[str, Any],
                expire: float | None = None) -> None:
-        cache.set(key, json.dumps(record, separators=(",", ":")), expire=expire)
+        cache.set(key, compact_json(record), expire=expire)
 
 
 class _Transaction:

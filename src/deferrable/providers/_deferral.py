@@ -17,6 +17,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import httpx2
 
+from .._json_text import read_json
 from ..engine import Target
 from ..ledger import Tokens
 
@@ -80,9 +81,13 @@ class Answer:
         return httpx2.Response(self.status, headers=headers, content=content, request=request)
 
 
+_compact_text = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+"""`json.dumps` with these arguments, without making an encoder per call."""
+
+
 def json_bytes(value: object) -> bytes:
     """`value` as compact JSON bytes."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    return _compact_text(value).encode()
 
 
 class TargetCache(Generic[T]):
@@ -218,12 +223,13 @@ class _LineStream(Protocol):
 
 
 def lines_of(response: _LineStream) -> Iterator[dict[str, Any]]:
-    """The JSON objects of a streamed JSONL response, which is closed when done (or when
-    the iteration is abandoned)."""
+    """The JSON objects of a streamed JSONL response, each keeping its text (the journal
+    writes it as is), and the response is closed when done (or when the iteration is
+    abandoned)."""
     try:
         for text in response.iter_lines():
             if text.strip():
-                yield json.loads(text)
+                yield read_json(text)
     finally:
         response.close()
 
