@@ -36,7 +36,9 @@ so that wall-time ratios compare work, not polling schedules.
 
 SDK floors (``sdk-anthropic``, ``sdk-openai``): the same N calls made live through the
 unpatched async SDK (``AsyncAnthropic.messages.create`` / ``AsyncOpenAI.chat.completions
-.create``, N coroutines gathered on a fresh client, as in the deferred runs), sent to an
+.create``, N coroutines gathered on a fresh client, as in the deferred runs; for the
+``sync`` workload ``sdk-anthropic-sync``, N ``Anthropic.messages.create`` calls in turn,
+since the sync SDK's own cost per call differs from the async one's), sent to an
 in-process ``httpx2.MockTransport``: no server, no network, no batch. Its handler counts
 and answers each request at once with a 200 body shaped as the emulator's live answer (a Message / a
 ChatCompletion, usage included) and the text the emulator's default responder gives that
@@ -115,6 +117,8 @@ class Arm:
     """``"deferred"``, ``"hand"`` (a hand-written baseline) or ``"sdk"`` (an SDK floor)."""
     options: dict[str, Any] | None = None
     """The `@deferrable` options of a deferred workload."""
+    sync: bool = False
+    """Whether its calls are the sync SDK's (its SDK floor is then the sync one)."""
 
     @property
     def baseline(self) -> str:
@@ -123,8 +127,8 @@ class Arm:
 
     @property
     def floor(self) -> str:
-        """The SDK floor of its provider."""
-        return f"sdk-{self.provider}"
+        """The SDK floor of its provider (and kind of call, sync or async)."""
+        return f"sdk-{self.provider}-sync" if self.sync else f"sdk-{self.provider}"
 
 
 WORKLOADS = {arm.name: arm for arm in (
@@ -133,7 +137,7 @@ WORKLOADS = {arm.name: arm for arm in (
     Arm("async-nojournal", "anthropic", "deferred",
         {"max_wait": 0.05, "max_batch_size": ANTHROPIC_BATCH_CAP, "journal": False}),
     Arm("sync", "anthropic", "deferred",
-        {"max_wait": 1.0, "max_batch_size": ANTHROPIC_BATCH_CAP, "journal": True}),
+        {"max_wait": 1.0, "max_batch_size": ANTHROPIC_BATCH_CAP, "journal": True}, sync=True),
     Arm("openai", "openai", "deferred",
         {"max_wait": 1.0, "max_batch_size": OPENAI_BATCH_CAP, "journal": True}),
     Arm("rerun", "anthropic", "deferred",
@@ -142,6 +146,7 @@ WORKLOADS = {arm.name: arm for arm in (
 BASELINES = {arm.name: arm for arm in (Arm("hand-anthropic", "anthropic", "hand"),
                                        Arm("hand-openai", "openai", "hand"))}
 FLOORS = {arm.name: arm for arm in (Arm("sdk-anthropic", "anthropic", "sdk"),
+                                    Arm("sdk-anthropic-sync", "anthropic", "sdk", sync=True),
                                     Arm("sdk-openai", "openai", "sdk"))}
 ARMS = {**WORKLOADS, **BASELINES, **FLOORS}
 
@@ -496,6 +501,20 @@ async def sdk_anthropic(calls: int, url: str, meter: Meter, options: dict[str, A
     return results
 
 
+def sdk_anthropic_sync(calls: int, url: str, meter: Meter, options: dict[str, Any]) -> list[Any]:
+    """The SDK floor of sync calls: N live `messages.create` calls in turn on an unpatched
+    Anthropic, each answered in-process."""
+    import anthropic
+    import httpx2
+
+    http_client = httpx2.Client(transport=httpx2.MockTransport(LiveAnswers("anthropic", meter)))
+    with anthropic.Anthropic(api_key=KEY, base_url=url, http_client=http_client) as client:
+        meter.start()
+        results = [client.messages.create(**anthropic_params(i)) for i in range(calls)]
+        meter.stop()
+    return results
+
+
 async def sdk_openai(calls: int, url: str, meter: Meter, options: dict[str, Any]) -> list[Any]:
     """The SDK floor: N live `chat.completions.create` coroutines on an unpatched
     AsyncOpenAI, gathered, each answered in-process."""
@@ -532,6 +551,7 @@ RUNS: dict[str, RunFunction] = {
     "hand-anthropic": in_event_loop(hand_anthropic),
     "hand-openai": in_event_loop(hand_openai),
     "sdk-anthropic": in_event_loop(sdk_anthropic),
+    "sdk-anthropic-sync": sdk_anthropic_sync,
     "sdk-openai": in_event_loop(sdk_openai),
 }
 """How each arm makes its N calls: ``run(calls, url, meter, options)``, results in call order."""
@@ -680,7 +700,7 @@ class Rounds:
 
 def report_progress(number: int, record: dict[str, Any]) -> None:
     """One line on stderr per finished run."""
-    print(f"  round {number + 1}: {record['arm']:<16} wall {record['wall_s']:7.2f} s  "
+    print(f"  round {number + 1}: {record['arm']:<18} wall {record['wall_s']:7.2f} s  "
           f"cpu {record['cpu_s']:7.2f} s  rss {record['rss_mib']:7.0f} MiB", file=sys.stderr,
           flush=True)
 
@@ -695,7 +715,9 @@ def arms_for(workloads: Sequence[str]) -> list[str]:
     """The workloads, then the baselines and the SDK floors they are compared with, in a
     fixed order."""
     providers = {WORKLOADS[w].provider for w in workloads}
-    references = [a.name for a in (*BASELINES.values(), *FLOORS.values()) if a.provider in providers]
+    floors = {WORKLOADS[w].floor for w in workloads}
+    references = [*(a.name for a in BASELINES.values() if a.provider in providers),
+                  *(name for name in FLOORS if name in floors)]
     return [*workloads, *references]
 
 
@@ -705,7 +727,7 @@ METRICS = (("wall_s", "wall"), ("cpu_s", "CPU"), ("rss_mib", "peak RSS"))
 """The ratios against the hand-written baseline."""
 FLOOR_METRICS = (("wall_s", "wall/SDK"), ("cpu_s", "CPU/SDK"))
 """The ratios against the SDK floor."""
-NAME_WIDTH, CELL_WIDTH = 16, 10
+NAME_WIDTH, CELL_WIDTH = 19, 10
 ABSOLUTES = (("wall_s", "wall s", "{:7.2f}"), ("cpu_s", "CPU s", "{:7.2f}"),
              ("rss_mib", "RSS MiB", "{:8.0f}"), ("gc_s", "GC s", "{:6.2f}"),
              ("batches", "batches", "{:8g}"), ("http_requests", "HTTP", "{:7g}"))
