@@ -141,18 +141,22 @@ def test_usage_errors_return_2(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_demo_runs_the_job_both_ways() -> None:
-    """`deferrable demo` answers every call live and as a batch, identically, at half the cost."""
+    """`deferrable demo` into a pipe prints every result line (same answers, half the cost, 1 batch)."""
     result = subprocess.run(
-        [sys.executable, "-m", "deferrable", "demo", "--requests", "60", "--batch-latency", "0.2"],
+        [sys.executable, "-m", "deferrable", "demo", "--requests", "60"],
         capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Same answers both ways: yes" in result.stdout
-    assert "(50%)" in result.stdout
-    assert "POST /v1/messages x60" in result.stdout
-    assert "POST /v1/messages/batches x1" in result.stdout
-    assert "60 labels" in result.stdout
-    assert "0 live requests" in result.stdout
-    assert "from 1 upload and 1 batch, 0 live requests; 2 files deleted after" in result.stdout
+    out = result.stdout
+    assert "A sample of the answers (the same both ways: yes)" in out
+    assert "     60 answered in" in out
+    assert re.search(r"^Deferring saved 50% of the cost: \$0\.\d+ instead of \$0\.\d+, "
+                     r"with the same answers\.$", out, re.MULTILINE), out
+    assert "  live          60  POST /v1/messages " in out
+    assert re.search(r"^  deferred       1  POST /v1/messages/batches ", out, re.MULTILINE), out
+    assert "     60 labels (negative 23, positive 22, neutral 15) from 1 batch, 0 live requests" in out
+    assert "from 1 upload and 1 batch, 0 live requests; 2 files deleted after" in out
+    assert "batch (deferred)    180" in out  # the report: three steps of 60 deferred calls
+    assert "\r" not in out
 
 
 @contextmanager

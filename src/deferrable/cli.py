@@ -98,9 +98,10 @@ def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "demo", help="run the main job on the embedded emulator (no API key needed)",
         description="Run a realistic job through deferrable on the embedded emulator.")
     demo.add_argument("--requests", type=_positive_int, metavar="N",
-                      help="number of calls to make")
+                      help="number of calls to make (default: 1,000)")
     demo.add_argument("--batch-latency", type=_non_negative_float, metavar="SECONDS",
-                      help="seconds the emulator takes to end each batch")
+                      help="seconds the emulator takes to end each batch (default: 0.1; real "
+                           "batches take minutes to hours)")
     demo.set_defaults(handler=_run_demo)
 
 

@@ -162,10 +162,10 @@ def _render(report: dict[str, Any], title: str) -> Iterator[str]:
     yield "totals by mode"
     modes: dict[str, dict[str, Any]] = report["by_mode"]
     everything = {**report, "saved_pct": None}
-    yield from _table(["MODE", *money],
-                      [*([_MODE_LABELS.get(mode, mode), *_figures(total, mode)]
-                         for mode, total in modes.items()),
-                       ["all modes", *_figures(everything, None)]], numeric_from=1)
+    rows = [[_MODE_LABELS.get(mode, mode), *_figures(total, mode)] for mode, total in modes.items()]
+    if len(rows) > 1:  # the sum of one mode would repeat it, without its own saving
+        rows.append(["all modes", *_figures(everything, None)])
+    yield from _table(["MODE", *money], rows, numeric_from=1)
     if report["unpriced_calls"]:
         yield (f"* {report['unpriced_calls']:,} calls of models without a known price are counted "
                "in CALLS and TOKENS but not in the dollars (add them with DEFERRABLE_PRICES)")
