@@ -128,12 +128,14 @@ def test_recorded_between_subtracts_the_ledger_before() -> None:
 
 
 PROBE = ("import sys, site; site.addsitedir(sys.argv[1]); "
-         "import deferrable._patching as p; print(p._observing, bool(p._installed))")
+         "import deferrable._patching as p; sdk_at_start = 'anthropic' in sys.modules; "
+         "import anthropic; print(p._observing, sdk_at_start, bool(p._installed))")
 
 
-@pytest.mark.parametrize(("value", "expected"), [("1", "True True"), ("", "")])
+@pytest.mark.parametrize(("value", "expected"), [("1", "True False True"), ("", "")])
 def test_the_pth_file_observes_at_startup(tmp_path: Path, value: str, expected: str) -> None:
-    """The .pth observes (patches installed) under DEFERRABLE_OBSERVE=1, imports nothing without."""
+    """The .pth observes under DEFERRABLE_OBSERVE=1 (importing no SDK at startup; one the
+    program imports is patched then), and imports nothing without."""
     site_dir = tmp_path / "site-packages"
     site_dir.mkdir()
     (site_dir / "deferrable_observe.pth").write_text(

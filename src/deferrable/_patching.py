@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -64,31 +65,71 @@ TARGETS = (
     PatchTarget(_openai_sdk.SEND_MODULE, _openai_sdk.SEND_ASYNC, True, "openai"),
 )
 
+PROVIDERS = ("anthropic", "openai")
+"""The SDKs patched, by the name of their top-level module."""
+
 _lock = threading.Lock()
 _installed: dict[PatchTarget, tuple[type, str, Any, bool]] = {}
 _warned: set[tuple[str, str]] = set()
+_requested = False
+"""Whether the patches are wanted (`patch()` called, `unpatch()` not since)."""
+_awaiting_import: set[str] = set()
+"""SDKs whose import a post-import hook waits for, to patch them then."""
 
 
 def patch() -> None:
-    """Install the SDK patches (idempotent)."""
-    if len(_installed) == len(TARGETS):
+    """Install the SDK patches (idempotent): now for an SDK already imported, else when it
+    is first imported (so that `import deferrable` and `@deferrable` import no SDK the
+    program does not use)."""
+    global _requested
+    if _requested:
         return
     with _lock:
-        for target in TARGETS:
+        _requested = True
+        imported = [provider for provider in PROVIDERS if provider in sys.modules]
+        awaited = [provider for provider in PROVIDERS
+                   if provider not in sys.modules and provider not in _awaiting_import]
+        _awaiting_import.update(awaited)
+    for provider in imported:
+        _install(provider)
+    for provider in awaited:
+        wrapt.register_post_import_hook(_imported, provider)
+
+
+def _imported(module: Any) -> None:
+    """The post-import hook of an SDK: patch it, if the patches are still wanted."""
+    with _lock:
+        _awaiting_import.discard(module.__name__)
+    _install(module.__name__)
+
+
+def _install(provider: str) -> None:
+    """Wrap `provider`'s send methods unless done. Its modules are imported before the
+    lock is taken: the thread importing the SDK may hold its import lock while it waits
+    for ours (in the post-import hook)."""
+    targets = [target for target in TARGETS if target.provider == provider]
+    wrappers = {target: _WRAPPERS[target](target) for target in targets}  # imports the adapter
+    owners = {target: getattr(importlib.import_module(target.module), target.name.split(".")[0])
+              for target in targets}
+    with _lock:
+        if not _requested:
+            return
+        for target in targets:
             if target in _installed:
                 continue
-            owner_name, method = target.name.split(".")
-            owner = getattr(importlib.import_module(target.module), owner_name)
+            owner, method = owners[target], target.name.split(".")[1]
             original = owner.__dict__.get(method, getattr(owner, method))
             had_own = method in owner.__dict__
-            wrapt.wrap_function_wrapper(target.module, target.name, _WRAPPERS[target](target))
+            wrapt.wrap_function_wrapper(target.module, target.name, wrappers[target])
             _installed[target] = (owner, method, original, had_own)
 
 
 def unpatch() -> None:
     """Remove the patches exactly, leaving the SDK classes as they were (idempotent); a
     later `patch()` warns afresh about calls that go live."""
+    global _requested
     with _lock:
+        _requested = False
         for target, (owner, method, original, had_own) in list(_installed.items()):
             current = owner.__dict__.get(method)
             if isinstance(current, wrapt.FunctionWrapper) and current.__wrapped__ is original:

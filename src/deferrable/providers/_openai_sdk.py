@@ -6,9 +6,10 @@ first; CI runs the suite against the lowest supported SDK version too.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import openai
+if TYPE_CHECKING:  # importing deferrable does not import the SDK
+    import openai
 
 SEND_MODULE = "openai._base_client"
 SEND_SYNC = "SyncAPIClient._send_request"
