@@ -31,6 +31,7 @@ from ._collector import freezer
 from ._errors import BatchSubmissionError, BudgetExceededError, LiveCallError
 from ._options import Options, defaults
 from ._scope import active_options, count_deferred, count_live, open_scopes
+from ._sdk_versions import unsupported
 from ._sites import current_site
 from .engine import engine
 from .engine._target import RescueLive, SendFlex
@@ -104,9 +105,15 @@ def _imported(module: Any) -> None:
 
 
 def _install(provider: str) -> None:
-    """Wrap `provider`'s send methods unless done. Its modules are imported before the
-    lock is taken: the thread importing the SDK may hold its import lock while it waits
-    for ours (in the post-import hook)."""
+    """Wrap `provider`'s send methods unless done, or say why not (a version outside the
+    supported range is left unpatched: its private names may have moved). Its modules are
+    imported before the lock is taken: the thread importing the SDK may hold its import
+    lock while it waits for ours (in the post-import hook)."""
+    reason = unsupported(provider)
+    if reason is not None:
+        log.warning("deferrable: %s; its calls are not deferred (they go live, at the full "
+                    "price): install a supported version", reason)
+        return
     targets = [target for target in TARGETS if target.provider == provider]
     wrappers = {target: _WRAPPERS[target](target) for target in targets}  # imports the adapter
     owners = {target: getattr(importlib.import_module(target.module), target.name.split(".")[0])
