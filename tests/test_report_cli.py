@@ -166,3 +166,13 @@ def test_a_site_deferred_elsewhere_is_no_candidate() -> None:
     only_deferred_elsewhere = build_report(spend("a.f", "batch", 2) + spend("a.f", "live", 1))
     assert only_deferred_elsewhere["candidates"] == []
     assert "candidates: none" in render_report(only_deferred_elsewhere, "report")
+
+
+def test_one_mode_has_no_all_modes_total() -> None:
+    """With one mode, the totals show it once (with its saving); two modes add their sum."""
+    one = render_report(build_report(spend("jobs.nightly.classify", "batch", 4)), "report")
+    totals = one.split("totals by mode\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert [line.split()[0] for line in totals] == ["MODE", "batch"]
+    assert totals[1].endswith("50.0%")
+    two = render_report(build_report(spend("a.f", "batch", 4) + spend("b.g", "live", 1)), "report")
+    assert "all modes" in two.split("totals by mode\n", 1)[1]
