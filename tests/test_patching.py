@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import importlib
+import threading
 
 import pytest
 
@@ -54,3 +56,23 @@ def test_every_sdk_send_method_is_patched() -> None:
     """The four places the SDKs send from (sync and async, both SDKs) are the patch targets."""
     assert {(t.provider, t.is_async) for t in TARGETS} == {
         ("anthropic", False), ("anthropic", True), ("openai", False), ("openai", True)}
+
+
+def test_patch_returns_with_every_imported_sdk_patched_on_any_thread() -> None:
+    """Threads calling patch() at once each return only once the imported SDKs are wrapped."""
+    deferrable.unpatch()
+    owners = [(importlib.import_module(t.module), *t.name.split(".")) for t in TARGETS]
+    start = threading.Barrier(8)
+
+    def patch_then_look() -> bool:
+        start.wait()
+        deferrable.patch()
+        return all(hasattr(getattr(module, owner).__dict__[method], "__wrapped__")
+                   for module, owner, method in owners)
+
+    try:
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            seen = list(pool.map(lambda _: patch_then_look(), range(8)))
+        assert seen == [True] * 8
+    finally:
+        deferrable.unpatch()

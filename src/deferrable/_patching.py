@@ -69,11 +69,16 @@ TARGETS = (
 PROVIDERS = ("anthropic", "openai")
 """The SDKs patched, by the name of their top-level module."""
 
+_patch_turn = threading.Lock()
+"""Held by `patch()` and `unpatch()` throughout (taken before `_lock`, never by the hook)."""
 _lock = threading.Lock()
+"""Guards the state below; never held while importing."""
 _installed: dict[PatchTarget, tuple[type, str, Any, bool]] = {}
 _warned: set[tuple[str, str]] = set()
-_requested = False
+_wanted = False
 """Whether the patches are wanted (`patch()` called, `unpatch()` not since)."""
+_ready = False
+"""Whether `patch()` has finished: every imported SDK patched, the others awaited."""
 _awaiting_import: set[str] = set()
 """SDKs whose import a post-import hook waits for, to patch them then."""
 
@@ -81,20 +86,27 @@ _awaiting_import: set[str] = set()
 def patch() -> None:
     """Install the SDK patches (idempotent): now for an SDK already imported, else when it
     is first imported (so that `import deferrable` and `@deferrable` import no SDK the
-    program does not use)."""
-    global _requested
-    if _requested:
-        return
-    with _lock:
-        _requested = True
-        imported = [provider for provider in PROVIDERS if provider in sys.modules]
-        awaited = [provider for provider in PROVIDERS
-                   if provider not in sys.modules and provider not in _awaiting_import]
-        _awaiting_import.update(awaited)
-    for provider in imported:
-        _install(provider)
-    for provider in awaited:
-        wrapt.register_post_import_hook(_imported, provider)
+    program does not use). Returns once every imported SDK is patched."""
+    if not _ready:
+        _patch_now()
+
+
+def _patch_now() -> None:
+    global _wanted, _ready
+    with _patch_turn:
+        if _ready:
+            return
+        with _lock:
+            _wanted = True
+            imported = [provider for provider in PROVIDERS if provider in sys.modules]
+            awaited = [provider for provider in PROVIDERS
+                       if provider not in sys.modules and provider not in _awaiting_import]
+            _awaiting_import.update(awaited)
+        for provider in imported:
+            _install(provider)
+        for provider in awaited:
+            wrapt.register_post_import_hook(_imported, provider)
+        _ready = True
 
 
 def _imported(module: Any) -> None:
@@ -119,7 +131,7 @@ def _install(provider: str) -> None:
     owners = {target: getattr(importlib.import_module(target.module), target.name.split(".")[0])
               for target in targets}
     with _lock:
-        if not _requested:
+        if not _wanted:
             return
         for target in targets:
             if target in _installed:
@@ -134,9 +146,9 @@ def _install(provider: str) -> None:
 def unpatch() -> None:
     """Remove the patches exactly, leaving the SDK classes as they were (idempotent); a
     later `patch()` warns afresh about calls that go live."""
-    global _requested
-    with _lock:
-        _requested = False
+    global _wanted, _ready
+    with _patch_turn, _lock:
+        _wanted = _ready = False
         for target, (owner, method, original, had_own) in list(_installed.items()):
             current = owner.__dict__.get(method)
             if isinstance(current, wrapt.FunctionWrapper) and current.__wrapped__ is original:
