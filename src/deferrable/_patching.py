@@ -16,7 +16,6 @@ from __future__ import annotations
 import importlib
 import logging
 import os
-import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -79,8 +78,6 @@ _wanted = False
 """Whether the patches are wanted (`patch()` called, `unpatch()` not since)."""
 _ready = False
 """Whether `patch()` has finished: every imported SDK patched, the others awaited."""
-_awaiting_import: set[str] = set()
-"""SDKs whose import a post-import hook waits for, to patch them then."""
 
 
 def patch() -> None:
@@ -96,23 +93,15 @@ def _patch_now() -> None:
     with _patch_turn:
         if _ready:
             return
-        with _lock:
-            _wanted = True
-            imported = [provider for provider in PROVIDERS if provider in sys.modules]
-            awaited = [provider for provider in PROVIDERS
-                       if provider not in sys.modules and provider not in _awaiting_import]
-            _awaiting_import.update(awaited)
-        for provider in imported:
-            _install(provider)
-        for provider in awaited:
+        _wanted = True
+        for provider in PROVIDERS:  # wrapt runs the hook at once for an SDK imported already
             wrapt.register_post_import_hook(_imported, provider)
         _ready = True
 
 
 def _imported(module: Any) -> None:
-    """The post-import hook of an SDK: patch it, if the patches are still wanted."""
-    with _lock:
-        _awaiting_import.discard(module.__name__)
+    """The post-import hook of an SDK: patch it, if the patches are still wanted (an
+    earlier `patch()`'s hook may fire too: installing is idempotent)."""
     _install(module.__name__)
 
 
